@@ -1,0 +1,37 @@
+package io.sparseserve.backend;
+
+import io.sparseserve.tensor.WeightMatrix;
+
+/**
+ * The compute operations the forward pass needs, independent of where they run. Activations are float32 rows
+ * of {@code tokens x dim}; weights stay in their storage format. Model code calls only this interface.
+ */
+public interface Backend {
+
+    String name();
+
+    /** y[t, r] = sum_k x[t, k] W[r, k] + bias[r] for t in [0, tokens). */
+    void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias);
+
+    void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps);
+
+    void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps);
+
+    /** Rotate-half rotary embedding in place on {@code heads} heads of each token row of width stride. */
+    void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin);
+
+    /** Causal attention of the batch's queries over the paged KV cache of one layer. */
+    void attention(AttentionLayout layout, float[] q, float[] kCache, float[] vCache, float[] out);
+
+    /** gate = silu(gate) * up. */
+    void siluMul(float[] gate, float[] up, int n);
+
+    void relu(float[] x, int n);
+
+    /** x += y. */
+    void add(float[] x, float[] y, int n);
+
+    /** Which sequence each token of a step belongs to, where it sits, and where its keys and values live. */
+    record AttentionLayout(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize,
+                           int heads, int kvHeads, int headDim) {}
+}

@@ -1,0 +1,67 @@
+package io.sparseserve.backend.cpu;
+
+import io.sparseserve.backend.Backend;
+import io.sparseserve.tensor.WeightMatrix;
+
+/** The Vector API backend: every operation on the shared {@link CpuPool}. */
+public final class CpuBackend implements Backend {
+    private final CpuMatmul matmul;
+    private final CpuKernels kernels;
+    private final CpuAttention attention;
+
+    /** maxContext bounds the positions one sequence can attend to (sizes the per-thread score buffers). */
+    public CpuBackend(CpuPool pool, int maxContext) {
+        this.matmul = new CpuMatmul(pool);
+        this.kernels = new CpuKernels(pool);
+        this.attention = new CpuAttention(pool, maxContext);
+    }
+
+    public CpuBackend(int maxContext) {
+        this(CpuPool.shared(), maxContext);
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias) {
+        matmul.matmul(w, x, xOff, tokens, y, yOff, bias);
+    }
+
+    @Override
+    public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
+        kernels.rmsNorm(x, out, tokens, dim, weight, eps);
+    }
+
+    @Override
+    public void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps) {
+        kernels.layerNorm(x, out, tokens, dim, weight, bias, eps);
+    }
+
+    @Override
+    public void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin) {
+        kernels.rope(x, tokens, stride, heads, headDim, positions, cos, sin);
+    }
+
+    @Override
+    public void attention(AttentionLayout layout, float[] q, float[] kCache, float[] vCache, float[] out) {
+        attention.attend(layout, q, kCache, vCache, out);
+    }
+
+    @Override
+    public void siluMul(float[] gate, float[] up, int n) {
+        kernels.siluMul(gate, up, n);
+    }
+
+    @Override
+    public void relu(float[] x, int n) {
+        kernels.relu(x, n);
+    }
+
+    @Override
+    public void add(float[] x, float[] y, int n) {
+        kernels.add(x, y, n);
+    }
+}

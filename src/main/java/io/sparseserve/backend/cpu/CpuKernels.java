@@ -1,0 +1,137 @@
+package io.sparseserve.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Element-wise and per-row kernels of the forward pass, vectorized and split over tokens on the pool. Norm
+ * statistics accumulate in double: a float sum of squares over thousands of elements loses digits that the
+ * reference numbers (computed in float64) keep.
+ */
+public final class CpuKernels {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+
+    private final CpuPool pool;
+
+    public CpuKernels(CpuPool pool) {
+        this.pool = pool;
+    }
+
+    /** RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * weight, per token row of dim. */
+    public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
+        pool.parallelFor(tokens, (t0, t1, th) -> {
+            for (int t = t0; t < t1; t++) {
+                int o = t * dim;
+                double ss = sumSquares(x, o, dim);
+                float scale = (float) (1.0 / Math.sqrt(ss / dim + eps));
+                scaleMul(x, o, scale, weight, null, out, o, dim);
+            }
+        });
+    }
+
+    /** LayerNorm (OPT): out = (x - mean) / sqrt(var + eps) * weight + bias, per token row of dim. */
+    public void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps) {
+        pool.parallelFor(tokens, (t0, t1, th) -> {
+            for (int t = t0; t < t1; t++) {
+                int o = t * dim;
+                double mean = 0;
+                for (int i = 0; i < dim; i++) mean += x[o + i];
+                mean /= dim;
+                double var = 0;
+                for (int i = 0; i < dim; i++) {
+                    double d = x[o + i] - mean;
+                    var += d * d;
+                }
+                var /= dim;
+                float inv = (float) (1.0 / Math.sqrt(var + eps));
+                float m = (float) mean;
+                for (int i = 0; i < dim; i++) out[o + i] = (x[o + i] - m) * inv * weight[i] + (bias == null ? 0f : bias[i]);
+            }
+        });
+    }
+
+    private static double sumSquares(float[] x, int o, int n) {
+        double ss = 0;
+        int bound = F.loopBound(n);
+        int i = 0;
+        for (; i < bound; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, o + i);
+            // widen lanes to double pairwise via float products summed per vector: exact enough per vector.
+            ss += v.mul(v).reduceLanes(VectorOperators.ADD);
+        }
+        for (; i < n; i++) ss += (double) x[o + i] * x[o + i];
+        return ss;
+    }
+
+    private static void scaleMul(float[] x, int xo, float scale, float[] w, float[] b, float[] out, int oo, int n) {
+        int bound = F.loopBound(n);
+        int i = 0;
+        for (; i < bound; i += F.length()) {
+            FloatVector v = FloatVector.fromArray(F, x, xo + i).mul(scale).mul(FloatVector.fromArray(F, w, i));
+            v.intoArray(out, oo + i);
+        }
+        for (; i < n; i++) out[oo + i] = x[xo + i] * scale * w[i];
+    }
+
+    /**
+     * Rotary position embedding in Hugging Face's rotate-half convention: within each head, element i pairs with
+     * element i + d/2. cos and sin hold [position][d/2] rows.
+     */
+    public void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin) {
+        int half = headDim / 2;
+        pool.parallelFor(tokens, (t0, t1, th) -> {
+            for (int t = t0; t < t1; t++) {
+                int p = positions[t] * half;
+                for (int h = 0; h < heads; h++) {
+                    int o = t * stride + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        float c = cos[p + i], s = sin[p + i];
+                        float x1 = x[o + i], x2 = x[o + i + half];
+                        x[o + i] = x1 * c - x2 * s;
+                        x[o + i + half] = x2 * c + x1 * s;
+                    }
+                }
+            }
+        });
+    }
+
+    /** gate = silu(gate) * up, the SwiGLU of Llama's MLP. */
+    public void siluMul(float[] gate, float[] up, int n) {
+        pool.parallelFor(n, 1024, (i0, i1, th) -> {
+            int bound = i0 + F.loopBound(i1 - i0);
+            int i = i0;
+            for (; i < bound; i += F.length()) {
+                FloatVector g = FloatVector.fromArray(F, gate, i);
+                FloatVector sig = g.neg().lanewise(VectorOperators.EXP).add(1f);
+                g.div(sig).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+            }
+            for (; i < i1; i++) {
+                float g = gate[i];
+                gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
+            }
+        });
+    }
+
+    /** x = max(x, 0). */
+    public void relu(float[] x, int n) {
+        pool.parallelFor(n, 1024, (i0, i1, th) -> {
+            int bound = i0 + F.loopBound(i1 - i0);
+            int i = i0;
+            for (; i < bound; i += F.length()) FloatVector.fromArray(F, x, i).max(0f).intoArray(x, i);
+            for (; i < i1; i++) x[i] = Math.max(x[i], 0f);
+        });
+    }
+
+    /** x += y. */
+    public void add(float[] x, float[] y, int n) {
+        pool.parallelFor(n, 1024, (i0, i1, th) -> {
+            int bound = i0 + F.loopBound(i1 - i0);
+            int i = i0;
+            for (; i < bound; i += F.length()) {
+                FloatVector.fromArray(F, x, i).add(FloatVector.fromArray(F, y, i)).intoArray(x, i);
+            }
+            for (; i < i1; i++) x[i] += y[i];
+        });
+    }
+}

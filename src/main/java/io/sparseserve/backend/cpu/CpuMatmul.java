@@ -1,0 +1,147 @@
+package io.sparseserve.backend.cpu;
+
+import io.sparseserve.tensor.WeightMatrix;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * y[t, r] = sum_k x[t, k] * W[r, k] (+ bias[r]) for T token rows of activations: the matrix-times-vectors of
+ * decode (T = 1, or a few sequences) and the matrix-times-matrix of prefill, with one code path.
+ *
+ * <p>Threads split the output rows. Each thread walks its rows in panels of {@link #PANEL} rows and the input
+ * dimension in blocks of at most {@link #K_BLOCK} columns: the panel is decoded from its storage format into a
+ * float32 scratch buffer that stays in L1 and is reused by every token, while the block of activations
+ * (T x K_BLOCK floats) stays in L2. The micro-kernel keeps a 4 x 4 tile of dot products in 16 vector registers.
+ */
+public final class CpuMatmul {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final int PANEL = 4;
+    static final int TILE_T = 4;
+    static final int K_BLOCK = 1024;
+
+    private final CpuPool pool;
+    private final float[][] scratch;
+
+    public CpuMatmul(CpuPool pool) {
+        this.pool = pool;
+        this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
+    }
+
+    /** x: T rows of w.cols() floats at xOff; y: T rows of w.rows() floats at yOff; bias may be null. */
+    public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias) {
+        int rows = w.rows();
+        pool.parallelFor(rows, PANEL, (r0, r1, thread) -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]));
+    }
+
+    private static void rowsRange(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
+                                  int r0, int r1, float[] panel) {
+        int rows = w.rows(), cols = w.cols();
+        for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
+            int len = Math.min(K_BLOCK, cols - k0);
+            boolean first = k0 == 0;
+            for (int r = r0; r < r1; r += PANEL) {
+                int nr = Math.min(PANEL, r1 - r);
+                w.decode(r, nr, k0, len, panel, 0);
+                if (first) {
+                    for (int t = 0; t < tokens; t++) {
+                        int yo = yOff + t * rows + r;
+                        for (int i = 0; i < nr; i++) y[yo + i] = bias == null ? 0f : bias[r + i];
+                    }
+                }
+                int xo = xOff + k0;
+                int yo = yOff + r;
+                if (nr == PANEL) {
+                    int t = 0;
+                    for (; t + TILE_T <= tokens; t += TILE_T) tile4x4(panel, len, x, xo + t * cols, cols, y, yo + t * rows, rows);
+                    for (; t < tokens; t++) tile4x1(panel, len, x, xo + t * cols, y, yo + t * rows);
+                } else {
+                    for (int t = 0; t < tokens; t++) {
+                        for (int i = 0; i < nr; i++) y[yo + t * rows + i] += dot(panel, i * len, x, xo + t * cols, len);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Four rows of the panel times four token rows of x; adds the 16 dot products into y. */
+    private static void tile4x4(float[] p, int len, float[] x, int xo, int xs, float[] y, int yo, int ys) {
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+        FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+        FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        int bound = F.loopBound(len);
+        int k = 0;
+        for (; k < bound; k += F.length()) {
+            FloatVector x0 = FloatVector.fromArray(F, x, xo + k);
+            FloatVector x1 = FloatVector.fromArray(F, x, xo + xs + k);
+            FloatVector x2 = FloatVector.fromArray(F, x, xo + 2 * xs + k);
+            FloatVector x3 = FloatVector.fromArray(F, x, xo + 3 * xs + k);
+            FloatVector w = FloatVector.fromArray(F, p, k);
+            a00 = w.fma(x0, a00); a01 = w.fma(x1, a01); a02 = w.fma(x2, a02); a03 = w.fma(x3, a03);
+            w = FloatVector.fromArray(F, p, len + k);
+            a10 = w.fma(x0, a10); a11 = w.fma(x1, a11); a12 = w.fma(x2, a12); a13 = w.fma(x3, a13);
+            w = FloatVector.fromArray(F, p, 2 * len + k);
+            a20 = w.fma(x0, a20); a21 = w.fma(x1, a21); a22 = w.fma(x2, a22); a23 = w.fma(x3, a23);
+            w = FloatVector.fromArray(F, p, 3 * len + k);
+            a30 = w.fma(x0, a30); a31 = w.fma(x1, a31); a32 = w.fma(x2, a32); a33 = w.fma(x3, a33);
+        }
+        y[yo] += sum(a00) + tail(p, k, len, x, xo, 0);
+        y[yo + 1] += sum(a10) + tail(p, k, len, x, xo, 1);
+        y[yo + 2] += sum(a20) + tail(p, k, len, x, xo, 2);
+        y[yo + 3] += sum(a30) + tail(p, k, len, x, xo, 3);
+        y[yo + ys] += sum(a01) + tail(p, k, len, x, xo + xs, 0);
+        y[yo + ys + 1] += sum(a11) + tail(p, k, len, x, xo + xs, 1);
+        y[yo + ys + 2] += sum(a21) + tail(p, k, len, x, xo + xs, 2);
+        y[yo + ys + 3] += sum(a31) + tail(p, k, len, x, xo + xs, 3);
+        y[yo + 2 * ys] += sum(a02) + tail(p, k, len, x, xo + 2 * xs, 0);
+        y[yo + 2 * ys + 1] += sum(a12) + tail(p, k, len, x, xo + 2 * xs, 1);
+        y[yo + 2 * ys + 2] += sum(a22) + tail(p, k, len, x, xo + 2 * xs, 2);
+        y[yo + 2 * ys + 3] += sum(a32) + tail(p, k, len, x, xo + 2 * xs, 3);
+        y[yo + 3 * ys] += sum(a03) + tail(p, k, len, x, xo + 3 * xs, 0);
+        y[yo + 3 * ys + 1] += sum(a13) + tail(p, k, len, x, xo + 3 * xs, 1);
+        y[yo + 3 * ys + 2] += sum(a23) + tail(p, k, len, x, xo + 3 * xs, 2);
+        y[yo + 3 * ys + 3] += sum(a33) + tail(p, k, len, x, xo + 3 * xs, 3);
+    }
+
+    /** Four rows of the panel times one token row of x (decode). */
+    private static void tile4x1(float[] p, int len, float[] x, int xo, float[] y, int yo) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int bound = F.loopBound(len);
+        int k = 0;
+        for (; k < bound; k += F.length()) {
+            FloatVector xv = FloatVector.fromArray(F, x, xo + k);
+            a0 = FloatVector.fromArray(F, p, k).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, p, len + k).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, p, 2 * len + k).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, p, 3 * len + k).fma(xv, a3);
+        }
+        y[yo] += sum(a0) + tail(p, k, len, x, xo, 0);
+        y[yo + 1] += sum(a1) + tail(p, k, len, x, xo, 1);
+        y[yo + 2] += sum(a2) + tail(p, k, len, x, xo, 2);
+        y[yo + 3] += sum(a3) + tail(p, k, len, x, xo, 3);
+    }
+
+    private static float sum(FloatVector v) {
+        return v.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** The columns past the last full vector, scalar. */
+    private static float tail(float[] p, int k, int len, float[] x, int xo, int row) {
+        float s = 0f;
+        for (int j = k; j < len; j++) s += p[row * len + j] * x[xo + j];
+        return s;
+    }
+
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int bound = F.loopBound(n);
+        int k = 0;
+        for (; k < bound; k += F.length()) {
+            acc = FloatVector.fromArray(F, a, ao + k).fma(FloatVector.fromArray(F, b, bo + k), acc);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; k < n; k++) s += a[ao + k] * b[bo + k];
+        return s;
+    }
+}

@@ -1,0 +1,158 @@
+package io.sparseserve.backend.cpu;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The one fixed pool that every CPU kernel runs on, sized to the physical cores. A call splits a range into one
+ * contiguous chunk per thread; the calling thread runs chunk 0 itself, so a pool of one thread costs nothing.
+ * Workers spin briefly before parking: a decode step issues a few hundred short parallel loops, and waking a
+ * parked thread costs more than most of them take.
+ */
+public final class CpuPool {
+
+    /** A piece of parallel work: the half-open range [start, end) of items, run by thread {@code thread}. */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int start, int end, int thread);
+    }
+
+    private static final CpuPool SHARED = new CpuPool(defaultThreads());
+    private static final int SPINS = 20_000;
+
+    private final int threads;
+    private final Worker[] workers;
+    private final AtomicInteger pending = new AtomicInteger();
+    private volatile Thread caller;
+    private volatile RuntimeException failure;
+
+    // The job being run: written by the caller before bumping the generation, read by workers after seeing it.
+    private volatile RangeTask task;
+    private int n;
+    private int granule;
+    private volatile long generation;
+
+    public CpuPool(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        this.threads = threads;
+        this.workers = new Worker[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i + 1);
+            Thread t = new PoolThread(workers[i], "sparse-serve-cpu-" + (i + 1));
+            workers[i].thread = t;
+            t.start();
+        }
+    }
+
+    /** The process-wide pool (system property {@code sparseserve.threads} overrides its size). */
+    public static CpuPool shared() {
+        return SHARED;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /** Runs {@code task} over [0, n) split into per-thread chunks whose boundaries are multiples of granule. */
+    public void parallelFor(int n, int granule, RangeTask task) {
+        if (n <= 0) return;
+        int units = (n + granule - 1) / granule;
+        Thread me = Thread.currentThread();
+        if (threads == 1 || units == 1 || me instanceof PoolThread || (task != null && caller == me)) {
+            task.run(0, n, 0);
+            return;
+        }
+        synchronized (this) {
+            this.task = task;
+            this.n = n;
+            this.granule = granule;
+            this.failure = null;
+            this.caller = Thread.currentThread();
+            pending.set(threads - 1);
+            generation++;
+            for (Worker w : workers) LockSupport.unpark(w.thread);
+            runChunk(0);
+            int spins = 0;
+            while (pending.get() != 0) {
+                if (++spins < SPINS) Thread.onSpinWait();
+                else LockSupport.parkNanos(50_000);
+            }
+            this.task = null;
+            RuntimeException f = failure;
+            if (f != null) throw f;
+        }
+    }
+
+    public void parallelFor(int n, RangeTask task) {
+        parallelFor(n, 1, task);
+    }
+
+    private void runChunk(int t) {
+        int units = (n + granule - 1) / granule;
+        int per = units / threads, extra = units % threads;
+        int startUnit = t * per + Math.min(t, extra);
+        int endUnit = startUnit + per + (t < extra ? 1 : 0);
+        int start = Math.min(n, startUnit * granule), end = Math.min(n, endUnit * granule);
+        if (start < end) task.run(start, end, t);
+    }
+
+    /** A worker's thread: a kernel called from inside a pool task runs inline instead of deadlocking. */
+    private static final class PoolThread extends Thread {
+        PoolThread(Runnable r, String name) {
+            super(r, name);
+            setDaemon(true);
+        }
+    }
+
+    private final class Worker implements Runnable {
+        final int index;
+        Thread thread;
+        long seen;
+
+        Worker(int index) {
+            this.index = index;
+        }
+
+        @Override
+        public void run() {
+            while (true) {
+                int spins = 0;
+                while (generation == seen) {
+                    if (++spins < SPINS) Thread.onSpinWait();
+                    else LockSupport.park(this);
+                }
+                seen = generation;
+                try {
+                    runChunk(index);
+                } catch (RuntimeException | Error e) {
+                    failure = e instanceof RuntimeException re ? re : new RuntimeException(e);
+                } finally {
+                    if (pending.decrementAndGet() == 0) LockSupport.unpark(caller);
+                }
+            }
+        }
+    }
+
+    /** Physical cores: distinct core ids in sysfs when readable, else the JVM's processor count. */
+    static int defaultThreads() {
+        String prop = System.getProperty("sparseserve.threads");
+        if (prop != null) return Integer.parseInt(prop);
+        int logical = Runtime.getRuntime().availableProcessors();
+        try {
+            Set<String> cores = new HashSet<>();
+            for (int cpu = 0; cpu < logical; cpu++) {
+                Path topo = Path.of("/sys/devices/system/cpu/cpu" + cpu + "/topology");
+                String pkg = Files.readString(topo.resolve("physical_package_id")).trim();
+                String core = Files.readString(topo.resolve("core_id")).trim();
+                cores.add(pkg + ":" + core);
+            }
+            return Math.max(1, Math.min(logical, cores.size()));
+        } catch (Exception e) {
+            return logical;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+package io.sparseserve.cli;
+
+import io.sparseserve.model.Model;
+import io.sparseserve.model.ModelConfig;
+import io.sparseserve.tensor.WeightMatrix;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Show a model's configuration and, per weight matrix, its format, dtype, shape, sparsity and bytes.")
+final class InspectCommand implements Callable<Integer> {
+    @Mixin ModelOption model;
+
+    @Option(names = "--json", description = "Print one JSON object.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        try (Model m = model.load()) {
+            ModelConfig c = m.config();
+            List<Map<String, Object>> tensors = new ArrayList<>();
+            long linearBytes = 0, linearDense = 0, linearZeros = 0, linearElements = 0;
+            for (Model.NamedMatrix nm : m.matrices()) {
+                WeightMatrix w = nm.matrix();
+                long zeros = w.zeros();
+                long elements = (long) w.rows() * w.cols();
+                Map<String, Object> t = new LinkedHashMap<>();
+                t.put("name", nm.name());
+                t.put("format", w.format());
+                t.put("dtype", w.dtype().name());
+                t.put("shape", List.of(w.rows(), w.cols()));
+                t.put("sparsity", (double) zeros / elements);
+                t.put("bytes", w.bytes());
+                t.put("dense_bytes", w.denseBytes());
+                tensors.add(t);
+                if (nm.linear()) {
+                    linearBytes += w.bytes();
+                    linearDense += w.denseBytes();
+                    linearZeros += zeros;
+                    linearElements += elements;
+                }
+            }
+            double sparsity = linearElements == 0 ? 0 : (double) linearZeros / linearElements;
+            if (json) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("family", c.family().name().toLowerCase());
+                out.put("layers", c.layers());
+                out.put("hidden", c.hidden());
+                out.put("vocab", c.vocab());
+                out.put("context_length", c.maxPositions());
+                out.put("weight_bytes", m.weightBytes());
+                out.put("dense_equivalent_bytes", m.denseEquivalentBytes());
+                out.put("linear_weight_bytes", linearBytes);
+                out.put("linear_dense_equivalent_bytes", linearDense);
+                out.put("sparsity", sparsity);
+                out.put("tensors", tensors);
+                Json.print(out);
+            } else {
+                System.out.printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, intermediate %d, vocab %d, context %d%n",
+                        m.dir(), c.family().name().toLowerCase(), c.layers(), c.hidden(), c.heads(), c.kvHeads(),
+                        c.headDim(), c.intermediate(), c.vocab(), c.maxPositions());
+                System.out.printf("%-44s %-18s %-5s %-14s %8s %12s%n", "matrix", "format", "dtype", "shape", "sparsity", "bytes");
+                for (Map<String, Object> t : tensors) {
+                    System.out.printf("%-44s %-18s %-5s %-14s %8.4f %12d%n", t.get("name"), t.get("format"), t.get("dtype"),
+                            t.get("shape"), (double) t.get("sparsity"), (long) t.get("bytes"));
+                }
+                System.out.printf("weights %d bytes (dense equivalent %d); linear layers %d bytes (dense %d), sparsity %.4f%n",
+                        m.weightBytes(), m.denseEquivalentBytes(), linearBytes, linearDense, sparsity);
+            }
+        }
+        return 0;
+    }
+}

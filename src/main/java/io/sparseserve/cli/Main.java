@@ -1,0 +1,42 @@
+package io.sparseserve.cli;
+
+import io.sparseserve.model.InvalidInputException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code sparse-serve} command: one subcommand per job. Exit 0 ok, 2 bad usage or input, 1 internal error. */
+@Command(name = "sparse-serve", mixinStandardHelpOptions = true, version = "sparse-serve 0.1.0",
+        description = "Serve, prune and evaluate pruned (sparse) large language models.",
+        subcommands = {GenerateCommand.class, EvalCommand.class, InspectCommand.class, BenchCommand.class,
+                SynthCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+
+    public static final int EXIT_OK = 0;
+    public static final int EXIT_INTERNAL = 1;
+    public static final int EXIT_BAD_INPUT = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    public static int run(String... args) {
+        CommandLine cli = new CommandLine(new Main());
+        cli.setExecutionExceptionHandler(Main::handle);
+        return cli.execute(args);
+    }
+
+    /** Bad input: one line naming the problem, no stack trace. Anything else is a bug: say so, with the trace. */
+    private static int handle(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
+        PrintWriter err = cmd.getErr();
+        if (e instanceof InvalidInputException) {
+            err.println("error: " + e.getMessage());
+            err.flush();
+            return EXIT_BAD_INPUT;
+        }
+        err.println("internal error: " + e);
+        e.printStackTrace(err);
+        err.flush();
+        return EXIT_INTERNAL;
+    }
+}

@@ -1,0 +1,25 @@
+package io.sparseserve.cli;
+
+import io.sparseserve.model.InvalidInputException;
+import io.sparseserve.model.Model;
+import io.sparseserve.model.Tokenizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** The {@code --model DIR} option shared by the subcommands, with loading and its checks. */
+final class ModelOption {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
+    Path dir;
+
+    Model load() {
+        if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
+        return Model.load(dir);
+    }
+
+    Tokenizer tokenizer() {
+        Path file = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) throw new InvalidInputException(file + ": missing tokenizer.json");
+        return Tokenizer.load(file);
+    }
+}

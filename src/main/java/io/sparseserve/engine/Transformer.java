@@ -1,0 +1,129 @@
+package io.sparseserve.engine;
+
+import io.sparseserve.backend.Backend;
+import io.sparseserve.backend.Backend.AttentionLayout;
+import io.sparseserve.model.Model;
+import io.sparseserve.model.ModelConfig;
+import io.sparseserve.model.ModelWeights;
+import io.sparseserve.model.ModelWeights.Layer;
+import io.sparseserve.model.ModelWeights.Linear;
+import io.sparseserve.model.ModelWeights.Mlp;
+import io.sparseserve.model.ModelWeights.Norm;
+import io.sparseserve.model.ModelWeights.Positions;
+
+/**
+ * The forward pass of a decoder-only transformer over a {@link Batch} of sequences at different positions, with
+ * a paged KV cache. Every linear layer runs once over all tokens of the step (that is what makes batching pay);
+ * attention then looks up each token's own sequence. Buffers are sized once for the largest step.
+ */
+public final class Transformer {
+    private final ModelConfig c;
+    private final ModelWeights w;
+    private final Backend ops;
+    private final int maxTokens;
+
+    // Activations, [tokens, width] row-major, reused every step.
+    private final float[] x;    // residual stream
+    private final float[] xb;   // normed input / projection output
+    private final float[] q;
+    private final float[] k;
+    private final float[] v;
+    private final float[] att;
+    private final float[] hb;
+    private final float[] hb2;
+
+    public Transformer(Model model, Backend ops, int maxTokens) {
+        this.c = model.config();
+        this.w = model.weights();
+        this.ops = ops;
+        this.maxTokens = maxTokens;
+        int h = c.hidden();
+        x = new float[maxTokens * h];
+        xb = new float[maxTokens * Math.max(h, c.qDim())];
+        q = new float[maxTokens * c.qDim()];
+        k = new float[maxTokens * c.kvDim()];
+        v = new float[maxTokens * c.kvDim()];
+        att = new float[maxTokens * c.qDim()];
+        hb = new float[maxTokens * c.intermediate()];
+        hb2 = new float[maxTokens * c.intermediate()];
+    }
+
+    public ModelConfig config() {
+        return c;
+    }
+
+    public int maxTokens() {
+        return maxTokens;
+    }
+
+    /** Runs one step and writes {@code batch.logitRows()} rows of vocabulary logits into {@code logits}. */
+    public void forward(Batch b, KvCache cache, float[] logits) {
+        int n = b.tokens;
+        if (n > maxTokens) throw new IllegalArgumentException("step of " + n + " tokens exceeds " + maxTokens);
+        int hidden = c.hidden();
+        embed(b, n);
+        AttentionLayout layout = new AttentionLayout(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(),
+                c.heads(), c.kvHeads(), c.headDim());
+        for (int l = 0; l < w.layers().size(); l++) {
+            Layer layer = w.layers().get(l);
+            norm(layer.attnNorm(), x, xb, n);
+            linear(layer.q(), xb, n, q);
+            linear(layer.k(), xb, n, k);
+            linear(layer.v(), xb, n, v);
+            if (w.positions() instanceof Positions.Rotary r) {
+                ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), b.positions, r.cos(), r.sin());
+                ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), b.positions, r.cos(), r.sin());
+            }
+            cache.store(l, k, v, n, b.positions, b.tokenSeq, b.tables);
+            ops.attention(layout, q, cache.keys(l), cache.values(l), att);
+            linear(layer.o(), att, n, xb);
+            ops.add(x, xb, n * hidden);
+
+            norm(layer.mlpNorm(), x, xb, n);
+            switch (layer.mlp()) {
+                case Mlp.Gated g -> {
+                    linear(g.gate(), xb, n, hb);
+                    linear(g.up(), xb, n, hb2);
+                    ops.siluMul(hb, hb2, n * c.intermediate());
+                    linear(g.down(), hb, n, xb);
+                }
+                case Mlp.Plain p -> {
+                    linear(p.fc1(), xb, n, hb);
+                    ops.relu(hb, n * c.intermediate());
+                    linear(p.fc2(), hb, n, xb);
+                }
+            }
+            ops.add(x, xb, n * hidden);
+        }
+        // Only the rows whose logits are wanted go through the final norm and the (large) head.
+        int rows = 0;
+        for (int s = 0; s < b.seqs; s++) {
+            int from = b.seqAllLogits[s] ? b.seqStart[s] : b.seqStart[s] + b.seqCount[s] - 1;
+            int count = b.seqAllLogits[s] ? b.seqCount[s] : 1;
+            System.arraycopy(x, from * hidden, att, rows * hidden, count * hidden);
+            rows += count;
+        }
+        norm(w.finalNorm(), att, xb, rows);
+        ops.matmul(w.lmHead(), xb, 0, rows, logits, 0, null);
+    }
+
+    private void embed(Batch b, int n) {
+        int hidden = c.hidden();
+        for (int t = 0; t < n; t++) w.embed().decode(b.tokenIds[t], 1, 0, hidden, x, t * hidden);
+        if (w.positions() instanceof Positions.Learned p) {
+            for (int t = 0; t < n; t++) p.table().decode(b.positions[t] + p.offset(), 1, 0, hidden, xb, t * hidden);
+            ops.add(x, xb, n * hidden);
+        }
+    }
+
+    private void norm(Norm norm, float[] in, float[] out, int n) {
+        switch (norm) {
+            case Norm.Rms r -> ops.rmsNorm(in, out, n, c.hidden(), r.weight(), r.eps());
+            case Norm.Layer ln -> ops.layerNorm(in, out, n, c.hidden(), ln.weight(), ln.bias(), ln.eps());
+        }
+    }
+
+    private void linear(Linear lin, float[] in, int n, float[] out) {
+        ops.matmul(lin.weight(), in, 0, n, out, 0, lin.bias());
+    }
+}
