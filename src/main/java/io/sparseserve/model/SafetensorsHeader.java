@@ -14,6 +14,7 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * The JSON header of a safetensors file, parsed and checked against the size of the data section that follows it.
@@ -38,6 +39,9 @@ record SafetensorsHeader(Map<String, Entry> entries, Map<String, String> metadat
             return "[" + begin + ", " + end + "]";
         }
     }
+
+    private static final String SUPPORTED_DTYPES =
+            Arrays.stream(DType.values()).map(DType::name).collect(Collectors.joining(", "));
 
     // Duplicate names would silently shadow a tensor, and trailing tokens mean the length prefix is wrong.
     private static final JsonMapper JSON = JsonMapper.builder()
@@ -99,7 +103,7 @@ record SafetensorsHeader(Map<String, Entry> entries, Map<String, String> metadat
         DType dtype = DType.fromSafetensors(dtypeNode.textValue());
         if (dtype == null) {
             throw new ModelFormatException(file, where + "unknown dtype '" + dtypeNode.textValue()
-                    + "' (supported: " + Arrays.toString(DType.values()).replaceAll("[\\[\\]]", "") + ")");
+                    + "' (supported: " + SUPPORTED_DTYPES + ")");
         }
 
         JsonNode shapeNode = node.get("shape");
