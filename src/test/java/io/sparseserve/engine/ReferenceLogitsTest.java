@@ -1,0 +1,85 @@
+package io.sparseserve.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.sparseserve.TestData;
+import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.model.Model;
+import java.nio.file.Path;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The forward pass of each family against reference.json (float64 Hugging Face numbers), without the tokenizer. */
+class ReferenceLogitsTest {
+
+    @ParameterizedTest
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    void lastLogitsOfFirstWindowMatchTop5(String fixture) {
+        checkTop5(TestData.fixture(fixture), TestData.reference(fixture));
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    void greedyIdsMatch(String fixture) {
+        checkGreedy(TestData.fixture(fixture), TestData.reference(fixture));
+    }
+
+    static void checkTop5(Path dir, JsonNode ref) {
+        int[] ids = TestData.ints(ref.path("eval").path("first_window_ids"));
+        try (Model m = Model.load(dir)) {
+            int vocab = m.config().vocab();
+            Transformer tf = new Transformer(m, new CpuBackend(ids.length), ids.length);
+            KvCache cache = KvCache.forTokens(m.config(), ids.length);
+            BlockTable table = cache.newTable();
+            table.ensure(ids.length);
+            Batch b = new Batch(ids.length, 1);
+            b.add(ids, 0, ids.length, 0, table, false);
+            float[] logits = new float[vocab];
+            tf.forward(b, cache, logits);
+            JsonNode top5 = ref.path("last_logits_of_first_window_top5");
+            for (JsonNode pair : top5) {
+                int id = pair.get(0).asInt();
+                assertEquals(pair.get(1).asDouble(), logits[id], 1e-3, "logit of token " + id);
+            }
+            assertEquals(top5.get(0).get(0).asInt(), argmax(logits, 0, vocab), "top token");
+        }
+    }
+
+    static void checkGreedy(Path dir, JsonNode ref) {
+        JsonNode g = ref.path("greedy");
+        int[] prompt = TestData.ints(g.path("prompt_ids"));
+        int[] expected = TestData.ints(g.path("new_ids"));
+        try (Model m = Model.load(dir)) {
+            int vocab = m.config().vocab();
+            int total = prompt.length + expected.length;
+            Transformer tf = new Transformer(m, new CpuBackend(total), total);
+            KvCache cache = KvCache.forTokens(m.config(), total);
+            BlockTable table = cache.newTable();
+            table.ensure(total);
+            int[] seq = new int[total];
+            System.arraycopy(prompt, 0, seq, 0, prompt.length);
+            Batch b = new Batch(total, 1);
+            float[] logits = new float[vocab];
+            b.add(seq, 0, prompt.length, 0, table, false);
+            tf.forward(b, cache, logits);
+            int[] got = new int[expected.length];
+            for (int i = 0; i < expected.length; i++) {
+                got[i] = argmax(logits, 0, vocab);
+                int pos = prompt.length + i;
+                seq[pos] = got[i];
+                b.clear();
+                b.add(seq, pos, 1, pos, table, false);
+                tf.forward(b, cache, logits);
+            }
+            assertArrayEquals(expected, got);
+        }
+    }
+
+    static int argmax(float[] x, int o, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (x[o + i] > x[o + best]) best = i;
+        return best;
+    }
+}
