@@ -48,6 +48,16 @@ public final class DTypeConvert {
         return Float.floatToFloat16(value);
     }
 
+    /** {@code value} rounded to the nearest value of {@code dtype} (to nearest even), as a float. */
+    public static float round(float value, DType dtype) {
+        return switch (dtype) {
+            case F32 -> value;
+            case F16 -> Float.float16ToFloat(Float.floatToFloat16(value));
+            case BF16 -> bf16ToFloat(floatToBf16(value));
+            default -> throw notWeightType(dtype);
+        };
+    }
+
     /** Element {@code index} of a little-endian F32, F16 or BF16 tensor, as a float. */
     public static float getFloat(MemorySegment data, DType dtype, long index) {
         return switch (dtype) {

@@ -46,11 +46,7 @@ public final class Decode {
         int i = 0;
         if (!SCALAR) {
             int bound = F.loopBound(n);
-            for (; i < bound; i += F.length()) {
-                ShortVector s = ShortVector.fromMemorySegment(S, src, off + 2L * i, ByteOrder.LITTLE_ENDIAN);
-                IntVector w = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
-                w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, dOff + i);
-            }
+            for (; i < bound; i += F.length()) bf16Vector(src, off + 2L * i).intoArray(dst, dOff + i);
         }
         for (; i < n; i++) dst[dOff + i] = bf16ToFloat(src.get(I16_LE, off + 2L * i));
     }
@@ -59,19 +55,47 @@ public final class Decode {
         int i = 0;
         if (!SCALAR) {
             int bound = F.loopBound(n);
-            for (; i < bound; i += F.length()) {
-                ShortVector s = ShortVector.fromMemorySegment(S, src, off + 2L * i, ByteOrder.LITTLE_ENDIAN);
-                IntVector h = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
-                IntVector mag = h.and(0x7fff);
-                IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
-                FloatVector v = mag.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(F16_SCALE);
-                IntVector bits = v.reinterpretAsInts();
-                // exponent 31 (inf / NaN): force the float exponent to all ones, keep the mantissa.
-                var special = mag.compare(VectorOperators.GE, 0x7c00);
-                bits = bits.blend(mag.lanewise(VectorOperators.LSHL, 13).or(0x7f800000), special);
-                bits.or(sign).reinterpretAsFloats().intoArray(dst, dOff + i);
-            }
+            for (; i < bound; i += F.length()) f16Vector(src, off + 2L * i).intoArray(dst, dOff + i);
         }
         for (; i < n; i++) dst[dOff + i] = Float.float16ToFloat(src.get(I16_LE, off + 2L * i));
+    }
+
+    /** F.length() consecutive stored values from {@code byteOff}, widened to one float vector. */
+    static FloatVector vector(DType dtype, MemorySegment src, long byteOff) {
+        return switch (dtype) {
+            case F32 -> FloatVector.fromMemorySegment(F, src, byteOff, ByteOrder.LITTLE_ENDIAN);
+            case BF16 -> bf16Vector(src, byteOff);
+            case F16 -> f16Vector(src, byteOff);
+            default -> throw new IllegalArgumentException("cannot widen " + dtype + " to float");
+        };
+    }
+
+    /** One stored value, widened (the scalar path of the same conversions). */
+    static float scalar(DType dtype, MemorySegment src, long byteOff) {
+        return switch (dtype) {
+            case F32 -> src.get(F32_LE, byteOff);
+            case BF16 -> bf16ToFloat(src.get(I16_LE, byteOff));
+            case F16 -> Float.float16ToFloat(src.get(I16_LE, byteOff));
+            default -> throw new IllegalArgumentException("cannot widen " + dtype + " to float");
+        };
+    }
+
+    private static FloatVector bf16Vector(MemorySegment src, long off) {
+        ShortVector s = ShortVector.fromMemorySegment(S, src, off, ByteOrder.LITTLE_ENDIAN);
+        IntVector w = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
+        return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static FloatVector f16Vector(MemorySegment src, long off) {
+        ShortVector s = ShortVector.fromMemorySegment(S, src, off, ByteOrder.LITTLE_ENDIAN);
+        IntVector h = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
+        IntVector mag = h.and(0x7fff);
+        IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+        FloatVector v = mag.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(F16_SCALE);
+        IntVector bits = v.reinterpretAsInts();
+        // exponent 31 (inf / NaN): force the float exponent to all ones, keep the mantissa.
+        var special = mag.compare(VectorOperators.GE, 0x7c00);
+        bits = bits.blend(mag.lanewise(VectorOperators.LSHL, 13).or(0x7f800000), special);
+        return bits.or(sign).reinterpretAsFloats();
     }
 }

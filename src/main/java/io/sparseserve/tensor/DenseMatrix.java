@@ -14,6 +14,14 @@ public record DenseMatrix(MemorySegment data, DType dtype, int rows, int cols) i
         }
     }
 
+    /** A heap copy of a row-major float matrix, each value rounded to {@code dtype}. */
+    public static DenseMatrix fromFloats(float[] w, int rows, int cols, DType dtype) {
+        if (w.length != rows * cols) throw new IllegalArgumentException(w.length + " values for [" + rows + ", " + cols + "]");
+        MemorySegment data = MemorySegment.ofArray(new byte[Math.multiplyExact(w.length, dtype.bytes())]);
+        for (int i = 0; i < w.length; i++) DTypeConvert.setFloat(data, dtype, i, w[i]);
+        return new DenseMatrix(data, dtype, rows, cols);
+    }
+
     @Override
     public String format() {
         return "dense";

@@ -6,7 +6,7 @@ package io.sparseserve.tensor;
  * panel of rows into float32 scratch that stays in L1, then run one float32 micro-kernel on the panel. Each format
  * therefore has a single hot spot, {@link #decode}, and compressed formats stream fewer bytes from memory.
  */
-public sealed interface WeightMatrix permits DenseMatrix {
+public sealed interface WeightMatrix permits DenseMatrix, BitmaskMatrix, NmMatrix {
 
     int rows();
 

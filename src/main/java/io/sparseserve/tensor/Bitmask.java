@@ -1,0 +1,125 @@
+package io.sparseserve.tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+
+/**
+ * The bit-level work shared by the bitmask formats: a packed mask of [rows, ceil(cols / 8)] bytes, bit j of byte b
+ * standing for column 8b + j (numpy's {@code packbits(..., bitorder="little")}, as compressed-tensors writes it), and
+ * the kept values of each row stored back to back in row-major order.
+ *
+ * <p>Decoding a run of columns expands the next kept values into the positions of the set bits. The vector path loads
+ * one vector of kept values and spreads it with {@link FloatVector#expand} under the mask bits of the next
+ * {@code F.length()} columns (one instruction, {@code vexpandps}, on AVX-512); the scalar path walks the bits.
+ */
+final class Bitmask {
+    private Bitmask() {}
+
+    private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Bytes of one packed mask row. */
+    static int rowBytes(int cols) {
+        return (cols + 7) >>> 3;
+    }
+
+    /**
+     * The {@code n} (at most 57) mask bits of columns [c, c + n) of the row starting at byte {@code rowByte}, column c
+     * in bit 0. Bits past the row's end belong to the next row: callers never ask for columns past their row.
+     */
+    static long bits(MemorySegment mask, long rowByte, int c, int n) {
+        long at = rowByte + (c >>> 3);
+        long raw;
+        if (at + 8 <= mask.byteSize()) {
+            raw = mask.get(I64_LE, at);
+        } else {
+            raw = 0;
+            for (int b = 0; at + b < mask.byteSize() && b < 8; b++) raw |= (mask.get(ValueLayout.JAVA_BYTE, at + b) & 0xffL) << (8 * b);
+        }
+        return (raw >>> (c & 7)) & ((1L << n) - 1);
+    }
+
+    /** Number of set bits of columns [0, c) of a row: the index, within the row's kept values, of column c's value. */
+    static long countBefore(MemorySegment mask, long rowByte, int c) {
+        long count = 0;
+        int done = 0;
+        for (; done + 56 <= c; done += 56) count += Long.bitCount(bits(mask, rowByte, done, 56));
+        if (done < c) count += Long.bitCount(bits(mask, rowByte, done, c - done));
+        return count;
+    }
+
+    /**
+     * Writes columns [k0, k0 + len) of one row as float32 into dst[off, off + len): the kept values from element
+     * {@code pos} of {@code values} (the first kept value at or after column k0) at the set bits, zero elsewhere.
+     */
+    static void decodeRow(DType dtype, MemorySegment values, long pos, MemorySegment mask, long rowByte, int k0, int len,
+                          float[] dst, int off) {
+        int esize = dtype.bytes();
+        long nValues = values.byteSize() / esize;
+        int lanes = Decode.F.length();
+        int j = 0;
+        if (!Decode.SCALAR) {
+            for (; j + lanes <= len && pos + lanes <= nValues; j += lanes) {
+                long m = bits(mask, rowByte, k0 + j, lanes);
+                if (m == 0) {
+                    FloatVector.zero(Decode.F).intoArray(dst, off + j);
+                    continue;
+                }
+                FloatVector v = Decode.vector(dtype, values, pos * esize);
+                v.expand(VectorMask.fromLong(Decode.F, m)).intoArray(dst, off + j);
+                pos += Long.bitCount(m);
+            }
+        }
+        for (; j < len; j++) {
+            int c = k0 + j;
+            boolean kept = (mask.get(ValueLayout.JAVA_BYTE, rowByte + (c >>> 3)) >>> (c & 7) & 1) != 0;
+            dst[off + j] = kept ? Decode.scalar(dtype, values, esize * pos++) : 0f;
+        }
+    }
+
+    /** Number of stored values that are exactly zero (a kept weight may be 0). */
+    static long storedZeros(DType dtype, MemorySegment values) {
+        long n = values.byteSize() / dtype.bytes(), zeros = 0;
+        float[] chunk = new float[4096];
+        for (long i = 0; i < n; i += chunk.length) {
+            int len = (int) Math.min(chunk.length, n - i);
+            Decode.toFloat(dtype, values, i * dtype.bytes(), chunk, 0, len);
+            for (int k = 0; k < len; k++) if (chunk[k] == 0f) zeros++;
+        }
+        return zeros;
+    }
+
+    /** Packs a row-major keep mask of [rows, cols] into mask bytes (little bit order, rows padded to whole bytes). */
+    static byte[] pack(boolean[] keep, int rows, int cols) {
+        int rb = rowBytes(cols);
+        byte[] out = new byte[rows * rb];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                if (keep[r * cols + c]) out[r * rb + (c >>> 3)] |= (byte) (1 << (c & 7));
+            }
+        }
+        return out;
+    }
+
+    /** The kept values of a [rows, cols] float matrix in row-major order, rounded to {@code dtype}, as stored bytes. */
+    static MemorySegment values(float[] w, boolean[] keep, long kept, DType dtype) {
+        MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(kept * dtype.bytes())]);
+        long p = 0;
+        for (int i = 0; i < w.length; i++) if (keep[i]) DTypeConvert.setFloat(out, dtype, p++, w[i]);
+        return out;
+    }
+
+    /** Checks that no bit is set past the last column of any row (padding bits must be zero). */
+    static void checkPadding(MemorySegment mask, int rows, int cols) {
+        int rb = rowBytes(cols);
+        if ((cols & 7) == 0) return;
+        int padMask = 0xff << (cols & 7) & 0xff;
+        for (int r = 0; r < rows; r++) {
+            if ((mask.get(ValueLayout.JAVA_BYTE, (long) r * rb + rb - 1) & padMask) != 0) {
+                throw new IllegalArgumentException("bitmask row " + r + " has bits set past column " + (cols - 1));
+            }
+        }
+    }
+}
