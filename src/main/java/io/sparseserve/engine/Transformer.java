@@ -10,6 +10,7 @@ import io.sparseserve.model.ModelWeights.Linear;
 import io.sparseserve.model.ModelWeights.Mlp;
 import io.sparseserve.model.ModelWeights.Norm;
 import io.sparseserve.model.ModelWeights.Positions;
+import java.util.List;
 
 /**
  * The forward pass of a decoder-only transformer over a {@link Batch} of sequences at different positions, with
@@ -56,45 +57,82 @@ public final class Transformer {
         return maxTokens;
     }
 
+    /**
+     * Sees the inputs of a layer's linears as the layer runs (calibration for pruning): called once per distinct input,
+     * before the linears that read it run, with those linears and {@code tokens} rows of their input.
+     */
+    @FunctionalInterface
+    public interface LinearInputs {
+        void observe(List<Linear> readers, float[] input, int tokens);
+    }
+
     /** Runs one step and writes {@code batch.logitRows()} rows of vocabulary logits into {@code logits}. */
     public void forward(Batch b, KvCache cache, float[] logits) {
-        int n = b.tokens;
-        if (n > maxTokens) throw new IllegalArgumentException("step of " + n + " tokens exceeds " + maxTokens);
-        int hidden = c.hidden();
-        embed(b, n);
-        AttentionLayout layout = new AttentionLayout(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(),
-                c.heads(), c.kvHeads(), c.headDim());
-        for (int l = 0; l < w.layers().size(); l++) {
-            Layer layer = w.layers().get(l);
-            norm(layer.attnNorm(), x, xb, n);
-            linear(layer.q(), xb, n, q);
-            linear(layer.k(), xb, n, k);
-            linear(layer.v(), xb, n, v);
-            if (w.positions() instanceof Positions.Rotary r) {
-                ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), b.positions, r.cos(), r.sin());
-                ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), b.positions, r.cos(), r.sin());
-            }
-            cache.store(l, k, v, n, b.positions, b.tokenSeq, b.tables);
-            ops.attention(layout, q, cache.keys(l), cache.values(l), att);
-            linear(layer.o(), att, n, xb);
-            ops.add(x, xb, n * hidden);
+        checkTokens(b);
+        embed(b, x);
+        for (int l = 0; l < w.layers().size(); l++) layer(w.layers().get(l), b, cache, l, x, null);
+        head(b, x, logits);
+    }
 
-            norm(layer.mlpNorm(), x, xb, n);
-            switch (layer.mlp()) {
-                case Mlp.Gated g -> {
-                    linear(g.gate(), xb, n, hb);
-                    linear(g.up(), xb, n, hb2);
-                    ops.siluMul(hb, hb2, n * c.intermediate());
-                    linear(g.down(), hb, n, xb);
-                }
-                case Mlp.Plain p -> {
-                    linear(p.fc1(), xb, n, hb);
-                    ops.relu(hb, n * c.intermediate());
-                    linear(p.fc2(), hb, n, xb);
-                }
-            }
+    /** Writes the input embeddings (token plus learned position, where the family has them) of the batch into x. */
+    public void embed(Batch b, float[] x) {
+        checkTokens(b);
+        int n = b.tokens, hidden = c.hidden();
+        for (int t = 0; t < n; t++) w.embed().decode(b.tokenIds[t], 1, 0, hidden, x, t * hidden);
+        if (w.positions() instanceof Positions.Learned p) {
+            for (int t = 0; t < n; t++) p.table().decode(b.positions[t] + p.offset(), 1, 0, hidden, xb, t * hidden);
             ops.add(x, xb, n * hidden);
         }
+    }
+
+    /**
+     * Runs one decoder layer in place on the residual stream x ({@code b.tokens} rows), its keys and values going to
+     * layer {@code cacheLayer} of the cache. The layer need not be the model's own: pruning passes pruned copies.
+     */
+    public void layer(Layer layer, Batch b, KvCache cache, int cacheLayer, float[] x, LinearInputs observer) {
+        checkTokens(b);
+        int n = b.tokens, hidden = c.hidden();
+        AttentionLayout layout = new AttentionLayout(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(),
+                c.heads(), c.kvHeads(), c.headDim());
+        norm(layer.attnNorm(), x, xb, n);
+        if (observer != null) observer.observe(List.of(layer.q(), layer.k(), layer.v()), xb, n);
+        linear(layer.q(), xb, n, q);
+        linear(layer.k(), xb, n, k);
+        linear(layer.v(), xb, n, v);
+        if (w.positions() instanceof Positions.Rotary r) {
+            ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), b.positions, r.cos(), r.sin());
+            ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), b.positions, r.cos(), r.sin());
+        }
+        cache.store(cacheLayer, k, v, n, b.positions, b.tokenSeq, b.tables);
+        ops.attention(layout, q, cache.keys(cacheLayer), cache.values(cacheLayer), att);
+        if (observer != null) observer.observe(List.of(layer.o()), att, n);
+        linear(layer.o(), att, n, xb);
+        ops.add(x, xb, n * hidden);
+
+        norm(layer.mlpNorm(), x, xb, n);
+        switch (layer.mlp()) {
+            case Mlp.Gated g -> {
+                if (observer != null) observer.observe(List.of(g.gate(), g.up()), xb, n);
+                linear(g.gate(), xb, n, hb);
+                linear(g.up(), xb, n, hb2);
+                ops.siluMul(hb, hb2, n * c.intermediate());
+                if (observer != null) observer.observe(List.of(g.down()), hb, n);
+                linear(g.down(), hb, n, xb);
+            }
+            case Mlp.Plain p -> {
+                if (observer != null) observer.observe(List.of(p.fc1()), xb, n);
+                linear(p.fc1(), xb, n, hb);
+                ops.relu(hb, n * c.intermediate());
+                if (observer != null) observer.observe(List.of(p.fc2()), hb, n);
+                linear(p.fc2(), hb, n, xb);
+            }
+        }
+        ops.add(x, xb, n * hidden);
+    }
+
+    /** The final norm and the head over the rows of x whose logits the batch wants, into {@code logits}. */
+    public void head(Batch b, float[] x, float[] logits) {
+        int hidden = c.hidden();
         // Only the rows whose logits are wanted go through the final norm and the (large) head.
         int rows = 0;
         for (int s = 0; s < b.seqs; s++) {
@@ -107,13 +145,8 @@ public final class Transformer {
         ops.matmul(w.lmHead(), xb, 0, rows, logits, 0, null);
     }
 
-    private void embed(Batch b, int n) {
-        int hidden = c.hidden();
-        for (int t = 0; t < n; t++) w.embed().decode(b.tokenIds[t], 1, 0, hidden, x, t * hidden);
-        if (w.positions() instanceof Positions.Learned p) {
-            for (int t = 0; t < n; t++) p.table().decode(b.positions[t] + p.offset(), 1, 0, hidden, xb, t * hidden);
-            ops.add(x, xb, n * hidden);
-        }
+    private void checkTokens(Batch b) {
+        if (b.tokens > maxTokens) throw new IllegalArgumentException("step of " + b.tokens + " tokens exceeds " + maxTokens);
     }
 
     private void norm(Norm norm, float[] in, float[] out, int n) {

@@ -2,6 +2,7 @@ package io.sparseserve.model;
 
 import io.sparseserve.tensor.WeightMatrix;
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
  * A decoder-only transformer as the shared building blocks the forward pass runs; each family only decides which
@@ -46,6 +47,15 @@ public record ModelWeights(WeightMatrix embed, Positions positions, List<Layer> 
                 case Mlp.Gated g -> List.of(q, k, v, o, g.gate(), g.up(), g.down());
                 case Mlp.Plain p -> List.of(q, k, v, o, p.fc1(), p.fc2());
             };
+        }
+
+        /** The same layer with each linear replaced by {@code f} of it (pruning swaps in pruned weights). */
+        public Layer withLinears(UnaryOperator<Linear> f) {
+            Mlp m = switch (mlp) {
+                case Mlp.Gated g -> new Mlp.Gated(f.apply(g.gate()), f.apply(g.up()), f.apply(g.down()));
+                case Mlp.Plain p -> new Mlp.Plain(f.apply(p.fc1()), f.apply(p.fc2()));
+            };
+            return new Layer(attnNorm, f.apply(q), f.apply(k), f.apply(v), f.apply(o), mlpNorm, m);
         }
     }
 }
