@@ -25,8 +25,15 @@ final class TensorSource {
         return files.contains(name);
     }
 
-    /** A [rows, cols] weight matrix named {@code name}, kept in its stored format and dtype. */
+    /**
+     * A [rows, cols] weight matrix named {@code name}, kept in its stored format and dtype: the dense tensor itself, or,
+     * when the folder holds the module's weight compressed (see {@link CompressedWeights}), its compressed parts.
+     */
     WeightMatrix matrix(String name, int rows, int cols) {
+        if (!files.contains(name)) {
+            WeightMatrix compressed = CompressedWeights.read(files, name, rows, cols, configNote);
+            if (compressed != null) return compressed;
+        }
         TensorInfo t = files.tensor(name);
         checkShape(t, new long[] {rows, cols});
         return new DenseMatrix(t.data(), t.dtype(), rows, cols);
