@@ -1,0 +1,82 @@
+package io.sparseserve.prune;
+
+import io.sparseserve.backend.Backend;
+import io.sparseserve.tensor.DType;
+import io.sparseserve.tensor.DenseMatrix;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * H = (2 / n) · Σ x xᵀ over the inputs x (rows of activations) a linear layer sees during calibration, n counting
+ * calibration sequences, kept as a running mean in float64 exactly as the SparseGPT reference's {@code add_batch} does
+ * ({@code H *= n / (n + b); n += b; H += (2 / n) · X Xᵀ} for each batch of b sequences). Its diagonal is also Wanda's
+ * squared input norms (times 2 / n, which does not change Wanda's ranking).
+ *
+ * <p>Each batch's X Xᵀ runs in float32 through the backend's matrix kernel (Xᵀ as both the "weights" and the
+ * "tokens"), then is folded into the float64 mean.
+ */
+public final class Hessian {
+    private final int cols;
+    private final double[] h;
+    private long samples;
+
+    public Hessian(int cols) {
+        this.cols = cols;
+        this.h = new double[Math.multiplyExact(cols, cols)];
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** Calibration sequences seen so far. */
+    public long samples() {
+        return samples;
+    }
+
+    /** The matrix, row-major [cols, cols]; not a copy. */
+    public double[] values() {
+        return h;
+    }
+
+    /** Reusable buffers for {@link #add}: the transposed input and the float32 product. */
+    public static final class Scratch {
+        float[] xt = new float[0];
+        float[] gram = new float[0];
+    }
+
+    /**
+     * Folds in {@code tokens} rows of {@code x} (each {@code cols} wide), which belong to {@code sequences}
+     * calibration sequences.
+     */
+    public void add(Backend ops, float[] x, int tokens, int sequences, Scratch s) {
+        int need = Math.multiplyExact(cols, tokens);
+        if (s.xt.length < need) s.xt = new float[need];
+        if (s.gram.length < h.length) s.gram = new float[h.length];
+        float[] xt = s.xt;
+        for (int t = 0; t < tokens; t++) {
+            int row = t * cols;
+            for (int c = 0; c < cols; c++) xt[c * tokens + t] = x[row + c];
+        }
+        DenseMatrix xtMatrix = new DenseMatrix(MemorySegment.ofArray(xt).asSlice(0, 4L * need), DType.F32, cols, tokens);
+        ops.matmul(xtMatrix, xt, 0, cols, s.gram, 0, null);
+        double keep = (double) samples / (samples + sequences);
+        samples += sequences;
+        double scale = 2.0 / samples;
+        float[] g = s.gram;
+        for (int i = 0; i < h.length; i++) h[i] = h[i] * keep + scale * g[i];
+    }
+
+    /** Adds the exact float64 X Xᵀ of a [tokens, cols] input (tests: a reference for {@link #add}). */
+    public void addExact(float[] x, int tokens, int sequences) {
+        double keep = (double) samples / (samples + sequences);
+        samples += sequences;
+        double scale = 2.0 / samples;
+        for (int i = 0; i < h.length; i++) h[i] *= keep;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = 0; i < cols; i++) {
+                double xi = x[t * cols + i] * scale;
+                for (int j = 0; j < cols; j++) h[i * cols + j] += xi * x[t * cols + j];
+            }
+        }
+    }
+}
