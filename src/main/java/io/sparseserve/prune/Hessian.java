@@ -12,7 +12,7 @@ import java.lang.foreign.MemorySegment;
  * squared input norms (times 2 / n, which does not change Wanda's ranking).
  *
  * <p>Each batch's X Xᵀ runs in float32 through the backend's matrix kernel (Xᵀ as both the "weights" and the
- * "tokens"), then is folded into the float64 mean.
+ * "tokens"), its upper triangle only, in bands of rows; then it is folded into the float64 mean.
  */
 public final class Hessian {
     private final int cols;
@@ -38,11 +38,14 @@ public final class Hessian {
         return h;
     }
 
-    /** Reusable buffers for {@link #add}: the transposed input and the float32 product. */
+    /** Reusable buffers for {@link #add}: the transposed input and one band of the float32 product. */
     public static final class Scratch {
         float[] xt = new float[0];
         float[] gram = new float[0];
     }
+
+    /** Rows of X Xᵀ computed per matrix product: H is symmetric, so each band starts at its diagonal. */
+    static final int BAND = 256;
 
     /**
      * Folds in {@code tokens} rows of {@code x} (each {@code cols} wide), which belong to {@code sequences}
@@ -51,19 +54,33 @@ public final class Hessian {
     public void add(Backend ops, float[] x, int tokens, int sequences, Scratch s) {
         int need = Math.multiplyExact(cols, tokens);
         if (s.xt.length < need) s.xt = new float[need];
-        if (s.gram.length < h.length) s.gram = new float[h.length];
+        int bandFloats = Math.min(BAND, cols) * cols;
+        if (s.gram.length < bandFloats) s.gram = new float[bandFloats];
         float[] xt = s.xt;
         for (int t = 0; t < tokens; t++) {
             int row = t * cols;
             for (int c = 0; c < cols; c++) xt[c * tokens + t] = x[row + c];
         }
-        DenseMatrix xtMatrix = new DenseMatrix(MemorySegment.ofArray(xt).asSlice(0, 4L * need), DType.F32, cols, tokens);
-        ops.matmul(xtMatrix, xt, 0, cols, s.gram, 0, null);
         double keep = (double) samples / (samples + sequences);
         samples += sequences;
         double scale = 2.0 / samples;
+        MemorySegment all = MemorySegment.ofArray(xt);
         float[] g = s.gram;
-        for (int i = 0; i < h.length; i++) h[i] = h[i] * keep + scale * g[i];
+        // Band [i0, i0 + bs) x [i0, cols): columns i0.. of Xᵀ as the "weights", rows i0..i0+bs as the "tokens".
+        for (int i0 = 0; i0 < cols; i0 += BAND) {
+            int bs = Math.min(BAND, cols - i0), rest = cols - i0;
+            DenseMatrix right = new DenseMatrix(all.asSlice(4L * i0 * tokens, 4L * rest * tokens), DType.F32, rest, tokens);
+            ops.matmul(right, xt, i0 * tokens, bs, g, 0, null);
+            for (int t = 0; t < bs; t++) {
+                int i = i0 + t;
+                for (int r = t; r < rest; r++) {
+                    int j = i0 + r;
+                    double v = h[i * cols + j] * keep + scale * g[t * rest + r];
+                    h[i * cols + j] = v;
+                    h[j * cols + i] = v;
+                }
+            }
+        }
     }
 
     /** Adds the exact float64 X Xᵀ of a [tokens, cols] input (tests: a reference for {@link #add}). */

@@ -290,9 +290,10 @@ class SparseGptTest {
         }
     }
 
-    @Test
-    void hessianThroughTheMatrixKernelEqualsTheExactOne() {
-        int cols = 70, tokens = 130;
+    @ParameterizedTest
+    @ValueSource(ints = {70, 300}) // one band of rows, and several (Hessian.BAND = 256)
+    void hessianThroughTheMatrixKernelEqualsTheExactOne(int cols) {
+        int tokens = 130;
         float[] x = correlatedInputs(tokens, cols, 51);
         Hessian exact = new Hessian(cols), fast = new Hessian(cols);
         exact.addExact(java.util.Arrays.copyOfRange(x, 0, 60 * cols), 60, 2);
