@@ -13,10 +13,15 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+import java.io.PrintWriter;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Measure decode and prefill speed against this machine's memory copy bandwidth, in one run.")
 final class BenchCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Mixin ModelOption model;
 
     @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet).")
@@ -39,6 +44,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
         if (!device.equals("cpu")) throw new InvalidInputException("--device " + device + " is not available (this build serves cpu)");
         if (newTokens < 1) throw new InvalidInputException("--new-tokens must be >= 1, got " + newTokens);
         if (batch < 1 || batch > 1024) throw new InvalidInputException("--batch must be in [1, 1024], got " + batch);
@@ -54,27 +60,27 @@ final class BenchCommand implements Callable<Integer> {
             Benchmark.Decode d = bench.decode(batch, newTokens, 8);
             Benchmark.Prefill p = bench.prefill(promptTokens, 3);
             double decodeGbps = d.bytesPerStep() * (d.tokensPerSecond() / batch) / 1e9;
-            Map<String, Object> out = new LinkedHashMap<>();
-            out.put("device", "cpu");
-            out.put("threads", CpuPool.shared().threads());
-            out.put("batch", batch);
-            out.put("decode_tokens_per_s", d.tokensPerSecond());
-            out.put("decode_weight_gbps", decodeGbps);
-            out.put("copy_gbps", copy / 1e9);
-            out.put("decode_bandwidth_ratio", decodeGbps / (copy / 1e9));
-            out.put("prefill_tokens", p.tokens());
-            out.put("prefill_tokens_per_s", p.tokensPerSecond());
-            out.put("prefill_gflops", p.flops() / p.seconds() / 1e9);
-            out.put("weight_bytes", m.weightBytes());
-            out.put("dense_equivalent_bytes", m.denseEquivalentBytes());
-            out.put("streamed_bytes_per_token", d.bytesPerStep());
-            out.put("rss_bytes", rssLoaded);
-            out.put("rss_before_bench_bytes", rssBefore);
-            out.put("rss_over_weights_bytes", rssLoaded - m.weightBytes());
+            Map<String, Object> result = new LinkedHashMap<>();
+            result.put("device", "cpu");
+            result.put("threads", CpuPool.shared().threads());
+            result.put("batch", batch);
+            result.put("decode_tokens_per_s", d.tokensPerSecond());
+            result.put("decode_weight_gbps", decodeGbps);
+            result.put("copy_gbps", copy / 1e9);
+            result.put("decode_bandwidth_ratio", decodeGbps / (copy / 1e9));
+            result.put("prefill_tokens", p.tokens());
+            result.put("prefill_tokens_per_s", p.tokensPerSecond());
+            result.put("prefill_gflops", p.flops() / p.seconds() / 1e9);
+            result.put("weight_bytes", m.weightBytes());
+            result.put("dense_equivalent_bytes", m.denseEquivalentBytes());
+            result.put("streamed_bytes_per_token", d.bytesPerStep());
+            result.put("rss_bytes", rssLoaded);
+            result.put("rss_before_bench_bytes", rssBefore);
+            result.put("rss_over_weights_bytes", rssLoaded - m.weightBytes());
             if (json) {
-                Json.print(out);
+                Json.print(out, result);
             } else {
-                out.forEach((k, v) -> System.out.printf("%-28s %s%n", k, v instanceof Double x ? String.format("%.3f", x) : v));
+                result.forEach((k, v) -> out.printf("%-28s %s%n", k, v instanceof Double x ? String.format("%.3f", x) : v));
             }
         }
         return 0;

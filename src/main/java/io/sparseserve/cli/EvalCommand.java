@@ -15,10 +15,15 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+import java.io.PrintWriter;
 
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = "Perplexity of a model on a text file (SparseGPT protocol: non-overlapping windows, tail dropped).")
 final class EvalCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Mixin ModelOption model;
 
     @Option(names = "--text", required = true, paramLabel = "FILE", description = "UTF-8 text to evaluate on.")
@@ -38,6 +43,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
         if (maxWindows < 0) throw new InvalidInputException("--max-windows must be >= 0, got " + maxWindows);
         String content = readText(text);
         if (maxChars > 0 && content.length() > maxChars) content = content.substring(0, maxChars);
@@ -48,14 +54,14 @@ final class EvalCommand implements Callable<Integer> {
             var bar = new ProgressBar("eval", windows, !json);
             Perplexity.Result r = Perplexity.evaluate(m, new CpuBackend(len), ids, len, maxWindows, bar);
             if (json) {
-                Map<String, Object> out = new LinkedHashMap<>();
-                out.put("perplexity", r.perplexity());
-                out.put("windows", r.windows());
-                out.put("tokens", r.tokens());
-                out.put("seconds", r.seconds());
-                Json.print(out);
+                Map<String, Object> result = new LinkedHashMap<>();
+                result.put("perplexity", r.perplexity());
+                result.put("windows", r.windows());
+                result.put("tokens", r.tokens());
+                result.put("seconds", r.seconds());
+                Json.print(out, result);
             } else {
-                System.out.printf("perplexity %.4f over %d windows of %d tokens (%d tokens) in %.1f s%n",
+                out.printf("perplexity %.4f over %d windows of %d tokens (%d tokens) in %.1f s%n",
                         r.perplexity(), r.windows(), len, r.tokens(), r.seconds());
             }
         }
@@ -63,10 +69,13 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     static String readText(Path file) {
+        if (!Files.isRegularFile(file)) throw new InvalidInputException(file + ": no such text file");
         try {
             return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new InvalidInputException(file + ": not valid UTF-8 text");
         } catch (IOException e) {
-            throw new InvalidInputException(file + ": cannot read text (" + e.getMessage() + ")");
+            throw new InvalidInputException(file + ": cannot read (" + e.getMessage() + ")");
         }
     }
 }

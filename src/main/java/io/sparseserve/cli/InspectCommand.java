@@ -11,10 +11,15 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+import java.io.PrintWriter;
 
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = "Show a model's configuration and, per weight matrix, its format, dtype, shape, sparsity and bytes.")
 final class InspectCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Mixin ModelOption model;
 
     @Option(names = "--json", description = "Print one JSON object.")
@@ -22,6 +27,7 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
         try (Model m = model.load()) {
             ModelConfig c = m.config();
             List<Map<String, Object>> tensors = new ArrayList<>();
@@ -48,29 +54,29 @@ final class InspectCommand implements Callable<Integer> {
             }
             double sparsity = linearElements == 0 ? 0 : (double) linearZeros / linearElements;
             if (json) {
-                Map<String, Object> out = new LinkedHashMap<>();
-                out.put("family", c.family().name().toLowerCase());
-                out.put("layers", c.layers());
-                out.put("hidden", c.hidden());
-                out.put("vocab", c.vocab());
-                out.put("context_length", c.maxPositions());
-                out.put("weight_bytes", m.weightBytes());
-                out.put("dense_equivalent_bytes", m.denseEquivalentBytes());
-                out.put("linear_weight_bytes", linearBytes);
-                out.put("linear_dense_equivalent_bytes", linearDense);
-                out.put("sparsity", sparsity);
-                out.put("tensors", tensors);
-                Json.print(out);
+                Map<String, Object> result = new LinkedHashMap<>();
+                result.put("family", c.family().name().toLowerCase());
+                result.put("layers", c.layers());
+                result.put("hidden", c.hidden());
+                result.put("vocab", c.vocab());
+                result.put("context_length", c.maxPositions());
+                result.put("weight_bytes", m.weightBytes());
+                result.put("dense_equivalent_bytes", m.denseEquivalentBytes());
+                result.put("linear_weight_bytes", linearBytes);
+                result.put("linear_dense_equivalent_bytes", linearDense);
+                result.put("sparsity", sparsity);
+                result.put("tensors", tensors);
+                Json.print(out, result);
             } else {
-                System.out.printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, intermediate %d, vocab %d, context %d%n",
+                out.printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, intermediate %d, vocab %d, context %d%n",
                         m.dir(), c.family().name().toLowerCase(), c.layers(), c.hidden(), c.heads(), c.kvHeads(),
                         c.headDim(), c.intermediate(), c.vocab(), c.maxPositions());
-                System.out.printf("%-44s %-18s %-5s %-14s %8s %12s%n", "matrix", "format", "dtype", "shape", "sparsity", "bytes");
+                out.printf("%-44s %-18s %-5s %-14s %8s %12s%n", "matrix", "format", "dtype", "shape", "sparsity", "bytes");
                 for (Map<String, Object> t : tensors) {
-                    System.out.printf("%-44s %-18s %-5s %-14s %8.4f %12d%n", t.get("name"), t.get("format"), t.get("dtype"),
+                    out.printf("%-44s %-18s %-5s %-14s %8.4f %12d%n", t.get("name"), t.get("format"), t.get("dtype"),
                             t.get("shape"), (double) t.get("sparsity"), (long) t.get("bytes"));
                 }
-                System.out.printf("weights %d bytes (dense equivalent %d); linear layers %d bytes (dense %d), sparsity %.4f%n",
+                out.printf("weights %d bytes (dense equivalent %d); linear layers %d bytes (dense %d), sparsity %.4f%n",
                         m.weightBytes(), m.denseEquivalentBytes(), linearBytes, linearDense, sparsity);
             }
         }

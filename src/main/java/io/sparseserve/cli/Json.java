@@ -10,9 +10,10 @@ final class Json {
 
     private Json() {}
 
-    static void print(Object value) {
+    static void print(java.io.PrintWriter out, Object value) {
         try {
-            System.out.println(MAPPER.writeValueAsString(value));
+            out.println(MAPPER.writeValueAsString(value));
+            out.flush();
         } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);
         }

@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
 /** The {@code sparse-serve} command: one subcommand per job. Exit 0 ok, 2 bad usage or input, 1 internal error. */
 @Command(name = "sparse-serve", mixinStandardHelpOptions = true, version = "sparse-serve 0.1.0",
         description = "Serve, prune and evaluate pruned (sparse) large language models.",
-        subcommands = {EvalCommand.class, PruneCommand.class, InspectCommand.class, BenchCommand.class,
+        subcommands = {GenerateCommand.class, EvalCommand.class, PruneCommand.class, InspectCommand.class, BenchCommand.class,
                 SynthCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
@@ -21,9 +21,19 @@ public final class Main {
     }
 
     public static int run(String... args) {
+        return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+    }
+
+    /** Runs with the given output streams (tests capture them). */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new Main());
+        cli.setOut(out);
+        cli.setErr(err);
         cli.setExecutionExceptionHandler(Main::handle);
-        return cli.execute(args);
+        int code = cli.execute(args);
+        out.flush();
+        err.flush();
+        return code;
     }
 
     /** Bad input: one line naming the problem, no stack trace. Anything else is a bug: say so, with the trace. */

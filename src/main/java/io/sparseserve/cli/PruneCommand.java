@@ -17,6 +17,7 @@ import io.sparseserve.prune.PrunedModelWriter;
 import io.sparseserve.prune.SparsityPattern;
 import io.sparseserve.tensor.MemoryStats;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,12 +30,16 @@ import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 @Command(name = "prune", mixinStandardHelpOptions = true,
         description = "One-shot pruning of a model's decoder linears (SparseGPT, Wanda or magnitude), layer by layer on "
                 + "calibration text; writes the pruned model compressed (sparse-bitmask / sparse-24-bitmask) or dense.")
 final class PruneCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Mixin ModelOption model;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output model folder.")
@@ -129,7 +134,7 @@ final class PruneCommand implements Callable<Integer> {
             }
             var options = new LayerwisePruner.Options(m, sp, blocksize, percdamp, ignorePattern, storage);
             LayerwisePruner.Result result = LayerwisePruner.run(mdl, cal, new CpuBackend(Math.max(1, len)), options,
-                    new Reporter(!json));
+                    new Reporter(!json, spec.commandLine().getErr()));
             long writeStart = System.nanoTime();
             PrunedModelWriter.write(mdl, result.pruned(), result.ignored(), sp.structure(), result.sparsity(),
                     provenance(m, sp, cal), out, force);
@@ -193,6 +198,7 @@ final class PruneCommand implements Callable<Integer> {
     private void report(Method m, SparsityPattern sp, Storage storage, Calibration cal, LayerwisePruner.Result r,
                         double seconds, double writeSeconds) {
         long peakRss = MemoryStats.peakResidentBytes();
+        PrintWriter stdout = spec.commandLine().getOut();
         if (json) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("method", m.cliName());
@@ -231,9 +237,9 @@ final class PruneCommand implements Callable<Integer> {
                 layers.add(l);
             }
             o.put("layers", layers);
-            Json.print(o);
+            Json.print(stdout, o);
         } else {
-            System.out.printf("pruned %d linears with %s %s to sparsity %.4f in %.1f s (writing %.1f s), peak RSS %.0f MiB; wrote %s%n",
+            stdout.printf("pruned %d linears with %s %s to sparsity %.4f in %.1f s (writing %.1f s), peak RSS %.0f MiB; wrote %s%n",
                     r.pruned().size(), m.cliName(), sp, r.sparsity(), seconds, writeSeconds, peakRss / 1048576.0, out);
         }
     }
@@ -245,10 +251,12 @@ final class PruneCommand implements Callable<Integer> {
     /** Progress bar plus one line per finished layer on stderr. */
     private static final class Reporter implements LayerwisePruner.Listener {
         private final boolean bar;
+        private final PrintWriter err;
         private ProgressBar progress;
 
-        Reporter(boolean bar) {
+        Reporter(boolean bar, PrintWriter err) {
             this.bar = bar;
+            this.err = err;
         }
 
         @Override
@@ -265,9 +273,10 @@ final class PruneCommand implements Callable<Integer> {
         public void layerDone(LayerReport r) {
             double maxRel = 0;
             for (LinearReport li : r.linears()) if (Double.isFinite(li.relativeError())) maxRel = Math.max(maxRel, li.relativeError());
-            String err = Double.isNaN(r.error()) ? "-" : String.format("%.4g (worst relative %.4f)", r.error(), maxRel);
-            System.err.printf("\rlayer %d: %d linears, sparsity %.4f, reconstruction error %s, %.1f s%s%n", r.layer(),
-                    r.linears().size(), r.sparsity(), err, r.seconds(), " ".repeat(8));
+            String error = Double.isNaN(r.error()) ? "-" : String.format("%.4g (worst relative %.4f)", r.error(), maxRel);
+            err.printf("\rlayer %d: %d linears, sparsity %.4f, reconstruction error %s, %.1f s%s%n", r.layer(),
+                    r.linears().size(), r.sparsity(), error, r.seconds(), " ".repeat(8));
+            err.flush();
         }
     }
 }

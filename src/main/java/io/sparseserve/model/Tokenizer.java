@@ -107,6 +107,7 @@ public final class Tokenizer implements AutoCloseable {
 
     /** The text of {@code ids[from, to)}; special tokens (e.g. {@code <|endoftext|>}) dropped when asked. */
     public String decode(int[] ids, int from, int to, boolean skipSpecialTokens) {
+        java.util.Objects.checkFromToIndex(from, to, ids.length);
         long[] longs = new long[to - from];
         for (int i = from; i < to; i++) {
             int id = ids[i];

@@ -38,17 +38,13 @@ public final class Decode {
         }
     }
 
-    public static float bf16ToFloat(short bits) {
-        return Float.intBitsToFloat(bits << 16);
-    }
-
     private static void bf16(MemorySegment src, long off, float[] dst, int dOff, int n) {
         int i = 0;
         if (!SCALAR) {
             int bound = F.loopBound(n);
             for (; i < bound; i += F.length()) bf16Vector(src, off + 2L * i).intoArray(dst, dOff + i);
         }
-        for (; i < n; i++) dst[dOff + i] = bf16ToFloat(src.get(I16_LE, off + 2L * i));
+        for (; i < n; i++) dst[dOff + i] = DTypeConvert.bf16ToFloat(src.get(I16_LE, off + 2L * i));
     }
 
     private static void f16(MemorySegment src, long off, float[] dst, int dOff, int n) {
@@ -74,7 +70,7 @@ public final class Decode {
     static float scalar(DType dtype, MemorySegment src, long byteOff) {
         return switch (dtype) {
             case F32 -> src.get(F32_LE, byteOff);
-            case BF16 -> bf16ToFloat(src.get(I16_LE, byteOff));
+            case BF16 -> DTypeConvert.bf16ToFloat(src.get(I16_LE, byteOff));
             case F16 -> Float.float16ToFloat(src.get(I16_LE, byteOff));
             default -> throw new IllegalArgumentException("cannot widen " + dtype + " to float");
         };

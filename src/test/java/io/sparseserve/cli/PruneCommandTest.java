@@ -17,10 +17,7 @@ import io.sparseserve.model.Tokenizer;
 import io.sparseserve.tensor.BitmaskMatrix;
 import io.sparseserve.tensor.NmMatrix;
 import io.sparseserve.tensor.WeightMatrix;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -37,17 +34,8 @@ class PruneCommandTest {
     record Run(int exit, String out, String err) {}
 
     static Run run(String... args) {
-        PrintStream oldOut = System.out, oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int exit = Main.run(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+        CliRunner r = CliRunner.run(args);
+        return new Run(r.exitCode(), r.out(), r.err());
     }
 
     static String calibration() {

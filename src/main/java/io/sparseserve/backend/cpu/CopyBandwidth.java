@@ -13,7 +13,7 @@ public final class CopyBandwidth {
 
     /** Best of {@code repeats} parallel copies of {@code bytes} bytes, in bytes per second. */
     public static double measure(CpuPool pool, long bytes, int repeats) {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment src = arena.allocate(bytes, 64);
             MemorySegment dst = arena.allocate(bytes, 64);
             src.fill((byte) 1);

@@ -62,7 +62,7 @@ public final class CpuPool {
         if (n <= 0) return;
         int units = (n + granule - 1) / granule;
         Thread me = Thread.currentThread();
-        if (threads == 1 || units == 1 || me instanceof PoolThread || (task != null && caller == me)) {
+        if (threads == 1 || units == 1 || me instanceof PoolThread || (this.task != null && caller == me)) {
             task.run(0, n, 0);
             return;
         }

@@ -1,0 +1,46 @@
+package io.sparseserve.backend.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.sparseserve.tensor.DType;
+import io.sparseserve.tensor.TestMatrices;
+import java.lang.foreign.Arena;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** The blocked matrix kernel against a scalar double-precision reference, for every dtype and awkward shapes. */
+class CpuMatmulTest {
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "F16", "BF16"})
+    void matchesScalarReference(DType dtype) {
+        CpuMatmul mm = new CpuMatmul(new CpuPool(2));
+        int[][] shapes = {{1, 1, 1}, {4, 16, 1}, {7, 45, 3}, {64, 64, 4}, {33, 1100, 9}, {130, 2100, 5}, {8, 31, 17}};
+        try (Arena arena = Arena.ofShared()) {
+            for (int[] shape : shapes) {
+              // Each shape also with one token: decode takes a fused path for BF16 (Bf16Gemv).
+              for (int[] s : new int[][] {shape, {shape[0], shape[1], 1}, {shape[0], shape[1] + 1, 1}}) {
+                int rows = s[0], cols = s[1], tokens = s[2];
+                TestMatrices.Stored w = TestMatrices.random(dtype, rows, cols, rows * 31L + cols, arena);
+                float[] x = TestMatrices.randomVector(tokens * cols + 3, 7);
+                float[] bias = TestMatrices.randomVector(rows, 9);
+                float[] y = new float[tokens * rows + 2];
+                mm.matmul(w.matrix(), x, 3, tokens, y, 2, bias);
+                for (int t = 0; t < tokens; t++) {
+                    for (int r = 0; r < rows; r++) {
+                        double ref = bias[r];
+                        double mag = Math.abs(bias[r]);
+                        for (int k = 0; k < cols; k++) {
+                            double p = (double) w.values()[r * cols + k] * x[3 + t * cols + k];
+                            ref += p;
+                            mag += Math.abs(p);
+                        }
+                        assertEquals(ref, y[2 + t * rows + r], 1e-5 * mag + 1e-6,
+                                dtype + " " + rows + "x" + cols + " T=" + tokens + " at t=" + t + " r=" + r);
+                    }
+                }
+              }
+            }
+        }
+    }
+}
