@@ -12,8 +12,8 @@ import io.sparseserve.prune.LayerwisePruner;
 import io.sparseserve.prune.LayerwisePruner.LayerReport;
 import io.sparseserve.prune.LayerwisePruner.LinearReport;
 import io.sparseserve.prune.LayerwisePruner.Method;
-import io.sparseserve.prune.LayerwisePruner.Storage;
 import io.sparseserve.prune.PrunedModelWriter;
+import io.sparseserve.prune.PrunedModelWriter.Layout;
 import io.sparseserve.prune.SparsityPattern;
 import io.sparseserve.tensor.MemoryStats;
 import java.io.IOException;
@@ -88,9 +88,9 @@ final class PruneCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         Method m = parseMethod();
         SparsityPattern sp = SparsityPattern.of(sparsity, pattern);
-        Storage storage = switch (format.toLowerCase(Locale.ROOT)) {
-            case "sparse" -> Storage.SPARSE;
-            case "dense" -> Storage.DENSE;
+        Layout layout = switch (format.toLowerCase(Locale.ROOT)) {
+            case "sparse" -> Layout.SPARSE;
+            case "dense" -> Layout.DENSE;
             default -> throw new InvalidInputException("--format must be sparse or dense, got '" + format + "'");
         };
         if (blocksize < 1) throw new InvalidInputException("--blocksize must be at least 1, got " + blocksize);
@@ -132,15 +132,15 @@ final class PruneCommand implements Callable<Integer> {
                     }
                 }
             }
-            var options = new LayerwisePruner.Options(m, sp, blocksize, percdamp, ignorePattern, storage);
+            var options = new LayerwisePruner.Options(m, sp, blocksize, percdamp, ignorePattern);
             LayerwisePruner.Result result = LayerwisePruner.run(mdl, cal, new CpuBackend(Math.max(1, len)), options,
                     new Reporter(!json, spec.commandLine().getErr()));
             long writeStart = System.nanoTime();
             PrunedModelWriter.write(mdl, result.pruned(), result.ignored(), sp.structure(), result.sparsity(),
-                    provenance(m, sp, cal), out, force);
+                    provenance(m, sp, cal), layout, out, force);
             double writeSeconds = (System.nanoTime() - writeStart) / 1e9;
             double seconds = (System.nanoTime() - start) / 1e9;
-            report(m, sp, storage, cal, result, seconds, writeSeconds);
+            report(m, sp, layout, cal, result, seconds, writeSeconds);
         }
         return 0;
     }
@@ -195,7 +195,7 @@ final class PruneCommand implements Callable<Integer> {
         return p;
     }
 
-    private void report(Method m, SparsityPattern sp, Storage storage, Calibration cal, LayerwisePruner.Result r,
+    private void report(Method m, SparsityPattern sp, Layout layout, Calibration cal, LayerwisePruner.Result r,
                         double seconds, double writeSeconds) {
         long peakRss = MemoryStats.peakResidentBytes();
         PrintWriter stdout = spec.commandLine().getOut();
@@ -204,7 +204,7 @@ final class PruneCommand implements Callable<Integer> {
             o.put("method", m.cliName());
             o.put("pattern", sp.toString());
             o.put("sparsity", r.sparsity());
-            o.put("format", storage.name().toLowerCase(Locale.ROOT));
+            o.put("format", layout.name().toLowerCase(Locale.ROOT));
             o.put("out", out.toString());
             o.put("nsamples", cal == null ? 0 : cal.nsamples());
             o.put("seq_len", cal == null ? 0 : cal.seqLen());
@@ -222,6 +222,8 @@ final class PruneCommand implements Callable<Integer> {
                 l.put("sparsity", lr.sparsity());
                 l.put("error", finite(lr.error()));
                 l.put("seconds", lr.seconds());
+                l.put("calibration_seconds", lr.calibrationSeconds());
+                l.put("rerun_seconds", lr.rerunSeconds());
                 List<Map<String, Object>> lins = new ArrayList<>();
                 for (LinearReport li : lr.linears()) {
                     Map<String, Object> x = new LinkedHashMap<>();
@@ -274,8 +276,9 @@ final class PruneCommand implements Callable<Integer> {
             double maxRel = 0;
             for (LinearReport li : r.linears()) if (Double.isFinite(li.relativeError())) maxRel = Math.max(maxRel, li.relativeError());
             String error = Double.isNaN(r.error()) ? "-" : String.format("%.4g (worst relative %.4f)", r.error(), maxRel);
-            err.printf("\rlayer %d: %d linears, sparsity %.4f, reconstruction error %s, %.1f s%s%n", r.layer(),
-                    r.linears().size(), r.sparsity(), error, r.seconds(), " ".repeat(8));
+            err.printf("\rlayer %d: %d linears, sparsity %.4f, reconstruction error %s, %.1f s (calibration %.1f s, rerun %.1f s)%s%n",
+                    r.layer(), r.linears().size(), r.sparsity(), error, r.seconds(), r.calibrationSeconds(), r.rerunSeconds(),
+                    " ".repeat(8));
             err.flush();
         }
     }

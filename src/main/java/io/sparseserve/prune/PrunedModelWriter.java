@@ -54,15 +54,20 @@ public final class PrunedModelWriter {
 
     private PrunedModelWriter() {}
 
+    /** How pruned weights are written: compressed-tensors' sparse layouts, or dense tensors with exact zeros. */
+    public enum Layout { SPARSE, DENSE }
+
     /**
-     * @param pruned    module name to pruned weight (format decides the layout written)
+     * @param pruned    module name to pruned weight; compressed ones are written in their own layout, or dense
      * @param ignored   decoder linears deliberately left dense (listed in sparsity_config.ignore)
      * @param structure "unstructured" or "N:M"
      * @param pruning   a record of the run for config.json (method, pattern, calibration, ...)
+     * @param layout    DENSE writes every pruned weight as a dense tensor (the same values)
      * @param force     replace {@code out} if it exists
      */
     public static void write(Model source, Map<String, WeightMatrix> pruned, List<String> ignored, String structure,
-                             double sparsity, ObjectNode pruning, Path out, boolean force) throws IOException {
+                             double sparsity, ObjectNode pruning, Layout layout, Path out, boolean force) throws IOException {
+        if (layout == Layout.DENSE) pruned = densified(pruned);
         Path target = out.toAbsolutePath().normalize();
         if (Files.exists(target) && !force) throw new InvalidInputException(out + ": already exists (use --force to replace it)");
         Path parent = target.getParent();
@@ -87,6 +92,20 @@ public final class PrunedModelWriter {
                 // The hook is running or about to: it deletes the temporary folder.
             }
         }
+    }
+
+    private static Map<String, WeightMatrix> densified(Map<String, WeightMatrix> pruned) {
+        Map<String, WeightMatrix> out = new java.util.LinkedHashMap<>();
+        pruned.forEach((name, w) -> {
+            if (w instanceof DenseMatrix) {
+                out.put(name, w);
+            } else {
+                float[] v = new float[w.rows() * w.cols()];
+                w.decode(0, w.rows(), 0, w.cols(), v, 0);
+                out.put(name, DenseMatrix.fromFloats(v, w.rows(), w.cols(), w.dtype()));
+            }
+        });
+        return out;
     }
 
     private static void writeWeights(Model source, Map<String, WeightMatrix> pruned, Path dir) throws IOException {

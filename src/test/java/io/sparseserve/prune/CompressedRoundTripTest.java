@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparseserve.TestData;
+import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.eval.Perplexity;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelFormatException;
 import io.sparseserve.model.ModelWeights.Layer;
@@ -16,6 +18,7 @@ import io.sparseserve.model.ModelWeights.Linear;
 import io.sparseserve.model.SafetensorsFile;
 import io.sparseserve.model.SafetensorsWriter;
 import io.sparseserve.model.TensorInfo;
+import io.sparseserve.model.Tokenizer;
 import io.sparseserve.tensor.BitmaskMatrix;
 import io.sparseserve.tensor.DenseMatrix;
 import io.sparseserve.tensor.NmMatrix;
@@ -46,11 +49,8 @@ class CompressedRoundTripTest {
                 w.decode(0, w.rows(), 0, w.cols(), v, 0);
                 Magnitude.prune(v, w.rows(), w.cols(), p);
                 dense.put(lin.name(), v);
-                out.put(lin.name(), switch (format) {
-                    case "dense" -> DenseMatrix.fromFloats(v, w.rows(), w.cols(), w.dtype());
-                    case "24" -> NmMatrix.fromDense(v, w.rows(), w.cols(), 2, 4, w.dtype());
-                    default -> BitmaskMatrix.fromDense(v, w.rows(), w.cols(), w.dtype());
-                });
+                out.put(lin.name(), format.equals("24") ? NmMatrix.fromDense(v, w.rows(), w.cols(), 2, 4, w.dtype())
+                        : BitmaskMatrix.fromDense(v, w.rows(), w.cols(), w.dtype()));
             }
         }
         return dense;
@@ -66,7 +66,8 @@ class CompressedRoundTripTest {
         try (Model m = Model.load(TestData.fixture(fixture))) {
             Map<String, WeightMatrix> pruned = new LinkedHashMap<>();
             expected = prune(m, p, pruned, format);
-            PrunedModelWriter.write(m, pruned, List.of(), p.structure(), 0.5, null, out, false);
+            var layout = format.equals("dense") ? PrunedModelWriter.Layout.DENSE : PrunedModelWriter.Layout.SPARSE;
+            PrunedModelWriter.write(m, pruned, List.of(), p.structure(), 0.5, null, layout, out, false);
         }
         try (Model back = Model.load(out); Model orig = Model.load(TestData.fixture(fixture))) {
             for (Layer layer : back.weights().layers()) {
@@ -112,6 +113,46 @@ class CompressedRoundTripTest {
         }
     }
 
+    /** One SparseGPT run written compressed and dense: same weights, same logits, same perplexity. */
+    @ParameterizedTest
+    @CsvSource({TestData.TINY_LLAMA + ", 0.5", TestData.TINY_OPT + ", 0.5", TestData.TINY_LLAMA + ", 2:4",
+            TestData.TINY_OPT + ", 2:4"})
+    void oneRunWrittenCompressedAndDenseEvaluatesTheSame(String fixture, String spec) throws IOException {
+        SparsityPattern p = spec.contains(":") ? SparsityPattern.parsePattern(spec)
+                : new SparsityPattern.Unstructured(Double.parseDouble(spec));
+        Path sparse = tmp.resolve("sparse"), dense = tmp.resolve("dense");
+        String text = Files.readString(TestData.testText60k());
+        int[] ids;
+        try (Tokenizer tok = Tokenizer.load(TestData.fixture(fixture).resolve("tokenizer.json"))) {
+            ids = tok.encode(text.substring(0, 20_000));
+        }
+        try (Model m = Model.load(TestData.fixture(fixture))) {
+            Calibration cal = Calibration.sample(ids, 6, 32, 0);
+            var options = new LayerwisePruner.Options(LayerwisePruner.Method.SPARSEGPT, p, 128, 0.01, null);
+            LayerwisePruner.Result r = LayerwisePruner.run(m, cal, new CpuBackend(32), options, null);
+            for (var lr : r.layers()) for (var li : lr.linears()) assertTrue(li.relativeError() > 0 && li.relativeError() < 1, li.toString());
+            PrunedModelWriter.write(m, r.pruned(), r.ignored(), p.structure(), r.sparsity(), null, PrunedModelWriter.Layout.SPARSE, sparse, false);
+            PrunedModelWriter.write(m, r.pruned(), r.ignored(), p.structure(), r.sparsity(), null, PrunedModelWriter.Layout.DENSE, dense, false);
+        }
+        try (Model s = Model.load(sparse); Model d = Model.load(dense)) {
+            for (int l = 0; l < s.weights().layers().size(); l++) {
+                List<Linear> ls = s.weights().layers().get(l).linears(), ld = d.weights().layers().get(l).linears();
+                for (int i = 0; i < ls.size(); i++) {
+                    WeightMatrix a = ls.get(i).weight(), b = ld.get(i).weight();
+                    assertEquals(p instanceof SparsityPattern.NM ? "sparse-24-bitmask" : "sparse-bitmask", a.format());
+                    assertInstanceOf(DenseMatrix.class, b);
+                    float[] va = new float[a.rows() * a.cols()], vb = new float[va.length];
+                    a.decode(0, a.rows(), 0, a.cols(), va, 0);
+                    b.decode(0, b.rows(), 0, b.cols(), vb, 0);
+                    assertArrayEquals(vb, va, ls.get(i).name());
+                }
+            }
+            var ps = Perplexity.evaluate(s, new CpuBackend(64), ids, 64, 8, null);
+            var pd = Perplexity.evaluate(d, new CpuBackend(64), ids, 64, 8, null);
+            assertEquals(pd.perplexity(), ps.perplexity(), 1e-4 * pd.perplexity());
+        }
+    }
+
     @Test
     void legacyWeightPrefixedNamesLoad() throws IOException {
         Path out = tmp.resolve("pruned");
@@ -119,7 +160,7 @@ class CompressedRoundTripTest {
         try (Model m = Model.load(TestData.fixture(TestData.TINY_LLAMA))) {
             Map<String, WeightMatrix> pruned = new LinkedHashMap<>();
             expected = prune(m, new SparsityPattern.Unstructured(0.5), pruned, "bitmask");
-            PrunedModelWriter.write(m, pruned, List.of(), "unstructured", 0.5, null, out, false);
+            PrunedModelWriter.write(m, pruned, List.of(), "unstructured", 0.5, null, PrunedModelWriter.Layout.SPARSE, out, false);
         }
         // Rename "<module>.compressed" to "<module>.weight.compressed" etc., as older compressed-tensors wrote them.
         Path legacy = tmp.resolve("legacy");
@@ -150,7 +191,7 @@ class CompressedRoundTripTest {
         try (Model m = Model.load(TestData.fixture(TestData.TINY_LLAMA))) {
             Map<String, WeightMatrix> pruned = new LinkedHashMap<>();
             prune(m, new SparsityPattern.Unstructured(0.5), pruned, "bitmask");
-            PrunedModelWriter.write(m, pruned, List.of(), "unstructured", 0.5, null, out, false);
+            PrunedModelWriter.write(m, pruned, List.of(), "unstructured", 0.5, null, PrunedModelWriter.Layout.SPARSE, out, false);
         }
         Path bad = tmp.resolve("bad");
         Files.createDirectories(bad);
