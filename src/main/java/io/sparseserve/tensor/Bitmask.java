@@ -19,6 +19,7 @@ final class Bitmask {
     private Bitmask() {}
 
     private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** Bytes of one packed mask row. */
     static int rowBytes(int cols) {
@@ -45,7 +46,8 @@ final class Bitmask {
     static long countBefore(MemorySegment mask, long rowByte, int c) {
         long count = 0;
         int done = 0;
-        for (; done + 56 <= c; done += 56) count += Long.bitCount(bits(mask, rowByte, done, 56));
+        // Whole 64-bit words first (they lie inside the row: done + 64 <= c <= cols), then the rest.
+        for (; done + 64 <= c; done += 64) count += Long.bitCount(mask.get(I64_LE, rowByte + (done >>> 3)));
         if (done < c) count += Long.bitCount(bits(mask, rowByte, done, c - done));
         return count;
     }
@@ -56,26 +58,36 @@ final class Bitmask {
      */
     static void decodeRow(DType dtype, MemorySegment values, long pos, MemorySegment mask, long rowByte, int k0, int len,
                           float[] dst, int off) {
-        int esize = dtype.bytes();
-        long nValues = values.byteSize() / esize;
-        int lanes = Decode.F.length();
         int j = 0;
         if (!Decode.SCALAR) {
-            for (; j + lanes <= len && pos + lanes <= nValues; j += lanes) {
-                long m = bits(mask, rowByte, k0 + j, lanes);
-                if (m == 0) {
-                    FloatVector.zero(Decode.F).intoArray(dst, off + j);
-                    continue;
+            long nValues = values.byteSize() / dtype.bytes();
+            // Whole vectors of columns whose values can be loaded as a whole vector too.
+            int lanes = Decode.F.length();
+            int vectors = (int) Math.min(len / lanes, Math.max(0, (nValues - pos) / lanes));
+            long end = (long) vectors * lanes;
+            if (dtype == DType.BF16 && lanes == 16 && (k0 & 7) == 0) {
+                // The common case, kept tight: 16 mask bits are two whole bytes; BF16 widens with a shift.
+                long at = rowByte + (k0 >>> 3);
+                for (; j < end; j += 16) {
+                    long m = mask.get(I16_LE, at + (j >>> 3)) & 0xffffL;
+                    if (pos + 16 > nValues) break;
+                    Decode.bf16Vector(values, 2 * pos).expand(VectorMask.fromLong(Decode.F, m)).intoArray(dst, off + j);
+                    pos += Long.bitCount(m);
                 }
-                FloatVector v = Decode.vector(dtype, values, pos * esize);
-                v.expand(VectorMask.fromLong(Decode.F, m)).intoArray(dst, off + j);
-                pos += Long.bitCount(m);
+            } else {
+                for (; j < end; j += lanes) {
+                    long m = bits(mask, rowByte, k0 + j, lanes);
+                    if (pos + lanes > nValues) break;
+                    Decode.vector(dtype, values, pos * dtype.bytes()).expand(VectorMask.fromLong(Decode.F, m))
+                            .intoArray(dst, off + j);
+                    pos += Long.bitCount(m);
+                }
             }
         }
         for (; j < len; j++) {
             int c = k0 + j;
             boolean kept = (mask.get(ValueLayout.JAVA_BYTE, rowByte + (c >>> 3)) >>> (c & 7) & 1) != 0;
-            dst[off + j] = kept ? Decode.scalar(dtype, values, esize * pos++) : 0f;
+            dst[off + j] = kept ? Decode.scalar(dtype, values, dtype.bytes() * pos++) : 0f;
         }
     }
 

@@ -76,7 +76,7 @@ public final class Decode {
         };
     }
 
-    private static FloatVector bf16Vector(MemorySegment src, long off) {
+    static FloatVector bf16Vector(MemorySegment src, long off) {
         ShortVector s = ShortVector.fromMemorySegment(S, src, off, ByteOrder.LITTLE_ENDIAN);
         IntVector w = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
         return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
