@@ -116,6 +116,18 @@ class PruneCommandTest {
         }
     }
 
+    /** The one test on the bundled (really trained) model: few samples, few windows. */
+    @Test
+    void onTheBundledModelSparseGptBeatsMagnitude() {
+        String model = TestData.bundledModel().toString();
+        Path sgpt = tmp.resolve("sgpt"), mag = tmp.resolve("mag");
+        assertEquals(0, run("prune", "--model", model, "--out", sgpt.toString(), "--method", "sparsegpt", "--calibration",
+                calibration(), "--nsamples", "16").exit());
+        assertEquals(0, run("prune", "--model", model, "--out", mag.toString(), "--method", "magnitude").exit());
+        double dense = perplexity(TestData.bundledModel(), 24), s = perplexity(sgpt, 24), m = perplexity(mag, 24);
+        assertTrue(dense < s && s < m, "dense " + dense + ", sparsegpt " + s + ", magnitude " + m);
+    }
+
     @Test
     void ignoreLeavesMatchingLinearsDenseAndForceReplaces() throws IOException {
         Path out = tmp.resolve("out");

@@ -154,6 +154,25 @@ class CompressedRoundTripTest {
     }
 
     @Test
+    void aFailedWriteLeavesNothing() throws IOException {
+        Path out = tmp.resolve("pruned");
+        try (Model m = Model.load(TestData.fixture(TestData.TINY_LLAMA))) {
+            Map<String, WeightMatrix> pruned = new LinkedHashMap<>();
+            prune(m, new SparsityPattern.NM(4, 8), pruned, "bitmask");
+            // 4:8 has no N:M layout on disk: the writer fails after it has started the temporary folder.
+            Linear q = m.weights().layers().get(1).q();
+            float[] v = new float[q.weight().rows() * q.weight().cols()];
+            pruned.get(q.name()).decode(0, q.weight().rows(), 0, q.weight().cols(), v, 0);
+            pruned.put(q.name(), NmMatrix.fromDense(v, q.weight().rows(), q.weight().cols(), 4, 8, q.weight().dtype()));
+            assertThrows(IllegalArgumentException.class, () -> PrunedModelWriter.write(m, pruned, List.of(), "4:8", 0.5,
+                    null, PrunedModelWriter.Layout.SPARSE, out, false));
+        }
+        try (var files = Files.list(tmp)) {
+            assertEquals(List.of(), files.toList(), "neither the output nor its temporary folder");
+        }
+    }
+
+    @Test
     void legacyWeightPrefixedNamesLoad() throws IOException {
         Path out = tmp.resolve("pruned");
         Map<String, float[]> expected;

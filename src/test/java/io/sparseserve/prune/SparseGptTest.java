@@ -233,6 +233,17 @@ class SparseGptTest {
         }
     }
 
+    @Test
+    void failedFactorizationRetriesWithMoreDampening() {
+        // Indefinite: no dampening below 1 makes diag(1, -1, 1) positive definite. mean(diag) = 1/3, so λ goes
+        // 0.01/3 -> 0.1/3 -> 1/3 -> 10/3, which works: three retries.
+        double[] h = {1, 0, 0, 0, -1, 0, 0, 0, 1};
+        HessianInverse.Factor f = HessianInverse.of(h, 3, 0.01, "test");
+        assertEquals(3, f.retries());
+        assertEquals(10.0 / 3, f.damp(), 1e-12);
+        assertEquals(1 / Math.sqrt(1 + 10.0 / 3), f.diag(0), 1e-12);
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"0.5", "2:4", "0.7", "4:8"})
     void reconstructionErrorIsBelowMagnitudes(String spec) {
