@@ -51,6 +51,10 @@ public record GenerationRequest(String requestId, int[] promptIds, SamplingParam
             }
         }
         int context = config.maxPositions();
+        if (promptIds.length >= context) {
+            throw new InvalidInputException("prompt is " + promptIds.length + " tokens; it must be shorter than the context length "
+                    + context + " (at most " + (context - 1) + " tokens, to leave room for one new token)");
+        }
         if (maxNewTokens < 1 || maxNewTokens > context - 1) {
             throw new InvalidInputException("max_new_tokens must be in [1, " + (context - 1) + "], got " + maxNewTokens);
         }

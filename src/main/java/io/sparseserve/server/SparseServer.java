@@ -1,16 +1,13 @@
 package io.sparseserve.server;
 
-import io.sparseserve.api.v1.TextGenerationGrpcService;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
-import io.vertx.core.Future;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
 import io.vertx.ext.web.Router;
-import io.vertx.grpc.health.HealthService;
 import io.vertx.grpc.reflection.ReflectionService;
 import io.vertx.grpc.server.GrpcServer;
 import io.vertx.grpc.server.GrpcServerOptions;
@@ -19,7 +16,6 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,6 +40,8 @@ public final class SparseServer implements AutoCloseable {
     private final Vertx vertx;
     private final Serving serving;
     private final HttpServer http;
+    private final GrpcServer grpc;
+    private final HealthEndpoint health;
     private int port = -1;
 
     public SparseServer(Engine engine, ServingMetrics metrics, Options options) {
@@ -58,12 +56,10 @@ public final class SparseServer implements AutoCloseable {
         metrics.bindEngine(engine);
         metrics.bindModel(engine.model());
 
-        GrpcServer grpc = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(MAX_MESSAGE_BYTES));
+        this.grpc = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(MAX_MESSAGE_BYTES));
         grpc.addService(new TextGenerationEndpoint(vertx, serving).service());
-        Supplier<Future<Boolean>> serving = () -> Future.succeededFuture(!this.serving.draining());
-        grpc.addService(HealthService.create(vertx)
-                .register("", serving)
-                .register(TextGenerationGrpcService.SERVICE_NAME, serving));
+        this.health = new HealthEndpoint(vertx, this.serving, grpc);
+        grpc.addService(health.service());
         grpc.addService(ReflectionService.v1());
 
         Router router = Router.router(vertx);
@@ -117,6 +113,7 @@ public final class SparseServer implements AutoCloseable {
      */
     public boolean drain(Duration timeout) throws InterruptedException {
         serving.startDraining();
+        health.drainingStarted();
         log.info("draining: refusing new calls, waiting up to {} s for {} running and {} waiting requests",
                 timeout.toSeconds(), serving.engine().running(), serving.engine().waiting());
         boolean done = serving.engine().awaitIdle(timeout);

@@ -21,6 +21,7 @@ import io.sparseserve.model.InvalidInputException;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.grpc.common.GrpcStatus;
+import io.vertx.grpc.common.MessageSizeOverflowException;
 import io.vertx.grpc.server.GrpcServerRequest;
 import io.vertx.grpc.server.GrpcServerResponse;
 import io.vertx.grpc.server.Service;
@@ -60,6 +61,7 @@ final class TextGenerationEndpoint {
     }
 
     private void generate(GrpcServerRequest<GenerateRequest, GenerateResponse> call) {
+        refuseInvalidMessages(call);
         call.handler(msg -> {
             GrpcServerResponse<GenerateRequest, GenerateResponse> response = call.response();
             StringBuilder text = new StringBuilder();
@@ -96,6 +98,7 @@ final class TextGenerationEndpoint {
     }
 
     private void generateStream(GrpcServerRequest<GenerateRequest, GenerateStreamResponse> call) {
+        refuseInvalidMessages(call);
         call.handler(msg -> {
             GrpcServerResponse<GenerateRequest, GenerateStreamResponse> response = call.response();
             String requestId = msg.getRequestId();
@@ -170,6 +173,19 @@ final class TextGenerationEndpoint {
         }
     }
 
+    /**
+     * A message over the size limit, or one that does not decode, is the client's error: INVALID_ARGUMENT with the
+     * size and the limit (the transport alone would answer RESOURCE_EXHAUSTED without a message).
+     */
+    private void refuseInvalidMessages(GrpcServerRequest<?, ?> call) {
+        call.invalidMessageHandler(e -> {
+            String message = e instanceof MessageSizeOverflowException o
+                    ? "message is " + o.messageSize() + " bytes; at most " + SparseServer.MAX_MESSAGE_BYTES + " bytes allowed"
+                    : "message does not decode as " + call.fullMethodName() + "'s request: " + e.getCause();
+            end(call.response(), GrpcStatus.INVALID_ARGUMENT, message);
+        });
+    }
+
     private void clientGone(ContextSink sink) {
         if (sink.closed()) return;
         sink.cancel();
@@ -177,6 +193,7 @@ final class TextGenerationEndpoint {
     }
 
     private void tokenize(GrpcServerRequest<TokenizeRequest, TokenizeResponse> call) {
+        refuseInvalidMessages(call);
         call.handler(msg -> {
             GrpcServerResponse<TokenizeRequest, TokenizeResponse> response = call.response();
             if (refuseWhileDraining(response)) return;
