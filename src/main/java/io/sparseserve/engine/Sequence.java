@@ -34,6 +34,7 @@ final class Sequence implements Engine.Handle {
     private final IncrementalDetokenizer detokenizer;
     private final StopMatcher stop;
     private final int[] eosIds;
+    private final Tokenizer tokenizer;
     private final StringBuilder pendingText = new StringBuilder();
     private int pendingFrom; // index in tokens of the first id not yet delivered
     private List<TopLogprobs> pendingLogprobs = List.of();
@@ -57,6 +58,7 @@ final class Sequence implements Engine.Handle {
         this.detokenizer = IncrementalDetokenizer.create(tokenizer, request.promptIds());
         this.stop = new StopMatcher(request.stop());
         this.eosIds = config.eosTokenIds();
+        this.tokenizer = tokenizer;
     }
 
     int generated() {
@@ -108,7 +110,7 @@ final class Sequence implements Engine.Handle {
             reason = FinishReason.EOS_TOKEN;
             pendingText.append(stop.add(detokenizer.flush(), stopAllowed)).append(stop.flush());
         } else {
-            pendingText.append(stop.add(detokenizer.add(next), stopAllowed));
+            pendingText.append(stop.add(decode(next), stopAllowed));
             if (stop.matched()) {
                 reason = FinishReason.STOP_SEQUENCE;
             } else if (generated == request.maxNewTokens()) {
@@ -117,8 +119,16 @@ final class Sequence implements Engine.Handle {
                 pendingText.append(stop.flush());
             }
         }
-        if (reason == null && !pendingText.isEmpty()) sink.onDelta(takeDelta(now));
+        if (reason == null) sink.onDelta(takeDelta(now));
         return reason;
+    }
+
+    /**
+     * The text of a new id. A model's vocabulary can be larger than its tokenizer's (padded embedding rows, or a
+     * synthetic model): such an id has no text, as in vLLM's detokenizer, and must not end the stream with an error.
+     */
+    private String decode(int id) {
+        return tokenizer.token(id) == null ? "" : detokenizer.add(id);
     }
 
     /** The output not yet delivered, as one delta. */

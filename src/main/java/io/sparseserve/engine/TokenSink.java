@@ -10,8 +10,8 @@ import java.util.List;
 public interface TokenSink {
 
     /**
-     * New output: text that became final (possibly empty while a character or a possible stop string is incomplete)
-     * and the ids generated since the previous delta, with their log-probabilities when asked for.
+     * One new token: its id (with its log-probabilities when asked for) and the text that became final with it,
+     * possibly empty (half of a UTF-8 character, a possible start of a stop string, an id without text).
      */
     void onDelta(Delta delta);
 

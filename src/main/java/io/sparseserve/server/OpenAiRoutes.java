@@ -131,6 +131,7 @@ final class OpenAiRoutes {
         self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
             @Override
             public void delta(TokenSink.Delta d) {
+                if (d.text().isEmpty() && !withLogprobs) return; // nothing to show yet (OpenAI sends text chunks)
                 event(response, chunk(id, choice(d.text(), withLogprobs ? d.logprobs() : null, null)));
                 if (response.writeQueueFull()) self[0].handle().pause();
             }

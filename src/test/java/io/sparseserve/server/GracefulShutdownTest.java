@@ -67,7 +67,7 @@ class GracefulShutdownTest {
                     .usePlaintext().build();
             try {
                 var stub = TextGenerationGrpc.newStub(channel).withDeadlineAfter(120, TimeUnit.SECONDS);
-                GenerateRequest longRequest = GenerateRequest.newBuilder().setPrompt("Once upon a time").setMaxNewTokens(3000)
+                GenerateRequest longRequest = GenerateRequest.newBuilder().setPrompt("Once upon a time").setMaxNewTokens(1500)
                         .setIgnoreEos(true).build();
                 List<CompletableFuture<GenerateStreamResponse>> last = new ArrayList<>();
                 List<CompletableFuture<Void>> first = new ArrayList<>();
@@ -116,8 +116,8 @@ class GracefulShutdownTest {
                 for (int i = 0; i < 2; i++) {
                     GenerateStreamResponse end = last.get(i).get(120, TimeUnit.SECONDS);
                     assertEquals(FinishReason.LENGTH, end.getFinishReason(), "stream " + i + " finished normally");
-                    assertEquals(3000, end.getUsage().getCompletionTokens());
-                    assertEquals(3000, tokens.get(i).get());
+                    assertEquals(1500, end.getUsage().getCompletionTokens());
+                    assertEquals(1500, tokens.get(i).get());
                 }
             } finally {
                 channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
