@@ -27,8 +27,9 @@ public final class TestPaths {
         return shared().resolve(Path.of(first, more));
     }
 
+    /** The tiny Llama fixture as copied into the repository's test resources. */
     public static Path tinyLlamaDir() {
-        return shared("fixtures", "tiny-llama-f32");
+        return TestData.fixture(TestData.TINY_LLAMA);
     }
 
     public static Path kdocTestText() {

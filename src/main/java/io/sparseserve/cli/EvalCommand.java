@@ -69,10 +69,13 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     static String readText(Path file) {
+        if (!Files.isRegularFile(file)) throw new InvalidInputException(file + ": no such text file");
         try {
             return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new InvalidInputException(file + ": not valid UTF-8 text");
         } catch (IOException e) {
-            throw new InvalidInputException(file + ": cannot read text (" + e.getMessage() + ")");
+            throw new InvalidInputException(file + ": cannot read (" + e.getMessage() + ")");
         }
     }
 }

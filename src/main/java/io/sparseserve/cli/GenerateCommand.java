@@ -58,6 +58,7 @@ final class GenerateCommand implements Callable<Integer> {
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
             int[] ids = tok.encode(prompt);
             Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
+            gen.validate(ids, params, maxNewTokens);
             if (!json) {
                 out.print(prompt);
                 out.flush();

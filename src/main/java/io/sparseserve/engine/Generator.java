@@ -30,8 +30,8 @@ public final class Generator {
 
     public record Result(String text, int[] promptIds, int[] tokenIds, FinishReason finishReason) {}
 
-    public Result generate(int[] promptIds, SamplingParams params, int maxNewTokens, boolean ignoreEos,
-                           Consumer<String> onText) {
+    /** Checks a request before any work: sampling parameters, token ids and the context length. */
+    public void validate(int[] promptIds, SamplingParams params, int maxNewTokens) {
         ModelConfig c = model.config();
         params.validate();
         if (promptIds.length == 0) throw new InvalidInputException("prompt must not be empty");
@@ -44,6 +44,13 @@ public final class Generator {
             throw new InvalidInputException("prompt (" + promptIds.length + " tokens) plus max_new_tokens (" + maxNewTokens
                     + ") exceeds the context length " + c.maxPositions());
         }
+    }
+
+    public Result generate(int[] promptIds, SamplingParams params, int maxNewTokens, boolean ignoreEos,
+                           Consumer<String> onText) {
+        validate(promptIds, params, maxNewTokens);
+        ModelConfig c = model.config();
+        int total = promptIds.length + maxNewTokens;
         int chunk = Math.min(PREFILL_CHUNK, promptIds.length);
         Transformer tf = new Transformer(model, ops, chunk);
         KvCache cache = KvCache.forTokens(c, total + KvCache.DEFAULT_BLOCK_SIZE);

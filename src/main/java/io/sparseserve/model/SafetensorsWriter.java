@@ -44,11 +44,7 @@ public final class SafetensorsWriter {
                 throw new IllegalArgumentException("invalid tensor name '" + name + "'");
             }
             shape = shape.clone();
-            long expected = Math.multiplyExact(TensorInfo.numel(shape), dtype.bytes());
-            if (data.byteSize() != expected) {
-                throw new IllegalArgumentException("tensor '" + name + "': " + data.byteSize() + " bytes, but shape "
-                        + Arrays.toString(shape) + " of " + dtype + " needs " + expected);
-            }
+            TensorInfo.checkByteSize(name, dtype, shape, data);
         }
 
         @Override

@@ -19,6 +19,11 @@ public record TensorInfo(String name, DType dtype, long[] shape, MemorySegment d
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(data, "data");
         shape = shape.clone();
+        checkByteSize(name, dtype, shape, data);
+    }
+
+    /** The bytes of a tensor must be exactly its element count times its element size. */
+    static void checkByteSize(String name, DType dtype, long[] shape, MemorySegment data) {
         long expected = Math.multiplyExact(numel(shape), dtype.bytes());
         if (data.byteSize() != expected) {
             throw new IllegalArgumentException("tensor '" + name + "': " + data.byteSize() + " bytes, but shape "

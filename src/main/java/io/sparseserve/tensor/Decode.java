@@ -38,10 +38,6 @@ public final class Decode {
         }
     }
 
-    public static float bf16ToFloat(short bits) {
-        return Float.intBitsToFloat(bits << 16);
-    }
-
     private static void bf16(MemorySegment src, long off, float[] dst, int dOff, int n) {
         int i = 0;
         if (!SCALAR) {
@@ -52,7 +48,7 @@ public final class Decode {
                 w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, dOff + i);
             }
         }
-        for (; i < n; i++) dst[dOff + i] = bf16ToFloat(src.get(I16_LE, off + 2L * i));
+        for (; i < n; i++) dst[dOff + i] = DTypeConvert.bf16ToFloat(src.get(I16_LE, off + 2L * i));
     }
 
     private static void f16(MemorySegment src, long off, float[] dst, int dOff, int n) {

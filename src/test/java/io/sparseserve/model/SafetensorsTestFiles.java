@@ -18,11 +18,9 @@ import org.junit.jupiter.api.function.Executable;
 final class SafetensorsTestFiles {
     private SafetensorsTestFiles() {}
 
-    /** The shared fixtures folder (Maven sets sparseserve.shared; ../shared from the checkout otherwise). */
+    /** A fixture folder as copied into the repository's test resources. */
     static Path fixture(String name) {
-        Path dir = Path.of(System.getProperty("sparseserve.shared", "../shared"), "fixtures", name);
-        assertTrue(Files.isDirectory(dir), "fixture folder missing: " + dir.toAbsolutePath());
-        return dir;
+        return io.sparseserve.TestData.fixture(name);
     }
 
     static Path tinyLlama() {

@@ -22,15 +22,31 @@ public final class CpuMatmul {
 
     private final CpuPool pool;
     private final float[][] scratch;
+    private float[] xEven = new float[0];
+    private float[] xOdd = new float[0];
 
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
     }
 
-    /** x: T rows of w.cols() floats at xOff; y: T rows of w.rows() floats at yOff; bias may be null. */
+    /**
+     * x: T rows of w.cols() floats at xOff; y: T rows of w.rows() floats at yOff; bias may be null. Not reentrant:
+     * one forward pass at a time per instance (the scheduler thread's).
+     */
     public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias) {
         int rows = w.rows();
+        if (Bf16Gemv.applies(w, tokens)) {
+            int half = w.cols() / 2;
+            if (xEven.length < half) {
+                xEven = new float[half];
+                xOdd = new float[half];
+            }
+            float[] xe = xEven, xo = xOdd;
+            Bf16Gemv.split(x, xOff, w.cols(), xe, xo);
+            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rows((io.sparseserve.tensor.DenseMatrix) w, xe, xo, y, yOff, bias, r0, r1));
+            return;
+        }
         pool.parallelFor(rows, PANEL, (r0, r1, thread) -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]));
     }
 

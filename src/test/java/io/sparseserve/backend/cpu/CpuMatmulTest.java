@@ -17,7 +17,9 @@ class CpuMatmulTest {
         CpuMatmul mm = new CpuMatmul(new CpuPool(2));
         int[][] shapes = {{1, 1, 1}, {4, 16, 1}, {7, 45, 3}, {64, 64, 4}, {33, 1100, 9}, {130, 2100, 5}, {8, 31, 17}};
         try (Arena arena = Arena.ofShared()) {
-            for (int[] s : shapes) {
+            for (int[] shape : shapes) {
+              // Each shape also with one token: decode takes a fused path for BF16 (Bf16Gemv).
+              for (int[] s : new int[][] {shape, {shape[0], shape[1], 1}, {shape[0], shape[1] + 1, 1}}) {
                 int rows = s[0], cols = s[1], tokens = s[2];
                 TestMatrices.Stored w = TestMatrices.random(dtype, rows, cols, rows * 31L + cols, arena);
                 float[] x = TestMatrices.randomVector(tokens * cols + 3, 7);
@@ -37,6 +39,7 @@ class CpuMatmulTest {
                                 dtype + " " + rows + "x" + cols + " T=" + tokens + " at t=" + t + " r=" + r);
                     }
                 }
+              }
             }
         }
     }

@@ -1,0 +1,70 @@
+package io.sparseserve.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.sparseserve.TestData;
+import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.model.Model;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A sequence's logits do not depend on what it is batched with: the same step run alone and in one batch with other
+ * sequences at other positions (prefills, a continued prefill, decodes) agree within 1e-5.
+ */
+class BatchingInvarianceTest {
+
+    @Test
+    void logitsAloneEqualLogitsBatchedWithSequencesAtOtherPositions() {
+        for (var dir : new java.nio.file.Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT)}) {
+            try (Model m = Model.load(dir)) {
+                check(m);
+            }
+        }
+    }
+
+    private static void check(Model m) {
+        int vocab = m.config().vocab();
+        SplittableRandom rnd = new SplittableRandom(5);
+        // Per sequence: tokens already in its cache (history), then the tokens of this step.
+        int[][] spec = {{0, 17}, {30, 1}, {10, 16}, {55, 1}, {0, 1}, {3, 9}};
+        int[][] ids = new int[spec.length][];
+        for (int s = 0; s < spec.length; s++) ids[s] = rnd.ints(spec[s][0] + spec[s][1], 0, vocab).toArray();
+
+        float[][] alone = new float[spec.length][];
+        for (int s = 0; s < spec.length; s++) alone[s] = run(m, new int[][] {spec[s]}, new int[][] {ids[s]})[0];
+        float[][] together = run(m, spec, ids);
+        for (int s = 0; s < spec.length; s++) {
+            for (int i = 0; i < vocab; i++) {
+                assertEquals(alone[s][i], together[s][i], 1e-5, m.dir() + " sequence " + s + " logit " + i);
+            }
+        }
+    }
+
+    /** Fills each sequence's history with its own prefill, then runs all the sequences' steps as one batch. */
+    private static float[][] run(Model m, int[][] spec, int[][] ids) {
+        int vocab = m.config().vocab();
+        int total = 0;
+        for (int[] s : spec) total += s[0] + s[1];
+        Transformer tf = new Transformer(m, new CpuBackend(m.config().maxPositions()), total);
+        KvCache cache = KvCache.forTokens(m.config(), total + spec.length * KvCache.DEFAULT_BLOCK_SIZE);
+        Batch b = new Batch(total, spec.length);
+        float[] logits = new float[spec.length * vocab];
+        BlockTable[] tables = new BlockTable[spec.length];
+        for (int s = 0; s < spec.length; s++) {
+            tables[s] = cache.newTable();
+            tables[s].ensure(spec[s][0] + spec[s][1]);
+            if (spec[s][0] > 0) {
+                b.clear();
+                b.add(ids[s], 0, spec[s][0], 0, tables[s], false);
+                tf.forward(b, cache, logits);
+            }
+        }
+        b.clear();
+        for (int s = 0; s < spec.length; s++) b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s], false);
+        tf.forward(b, cache, logits);
+        float[][] out = new float[spec.length][];
+        for (int s = 0; s < spec.length; s++) out[s] = java.util.Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
+        return out;
+    }
+}
