@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Test;
 class EngineTest {
     static Model model;
     static Tokenizer tokenizer;
-    static CpuBackend backend;
+    static CpuBackend backend; // the engines' (one engine at a time)
 
     static final String[] PROMPTS = {
         "The cat", "Once upon a time", "fun main() {", "val x =", "class Foo", "import kotlin", "/**", "if (a > b)",
@@ -51,7 +51,8 @@ class EngineTest {
     }
 
     static Generator.Result alone(GenerationRequest r) {
-        return new Generator(model, tokenizer, backend).generate(r.promptIds(), r.sampling(), r.maxNewTokens(),
+        // Its own backend: a CpuMatmul serves one forward pass at a time, and the engine's runs meanwhile.
+        return new Generator(model, tokenizer, new CpuBackend(model.config().maxPositions())).generate(r.promptIds(), r.sampling(), r.maxNewTokens(),
                 r.ignoreEos(), null);
     }
 
