@@ -88,6 +88,11 @@ final class OpenAiRoutes {
             sink.close();
             error(response, 503, e.getMessage(), "unavailable", null);
             return;
+        } catch (RuntimeException e) {
+            sink.close();
+            log.error("cannot start completion", e);
+            error(response, 500, "internal error: " + e, "server_error", null);
+            return;
         }
         sink.attach(handle);
         response.closeHandler(v -> {

@@ -156,6 +156,11 @@ final class TextGenerationEndpoint {
             sink.close();
             end(response, GrpcStatus.UNAVAILABLE, e.getMessage());
             return;
+        } catch (RuntimeException e) {
+            sink.close();
+            log.error("cannot start generation", e);
+            end(response, GrpcStatus.INTERNAL, "internal error: " + e);
+            return;
         }
         sink.attach(handle);
         // A client that cancels resets its stream: the request and the response both report it.

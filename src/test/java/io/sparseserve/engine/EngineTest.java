@@ -198,4 +198,52 @@ class EngineTest {
             for (TokenSink.Delta d : r.deltas()) assertFalse(d.text().contains(stop));
         }
     }
+
+    @Test
+    void longPromptsArePrefilledInChunksAlongsideDecodesWithTheSameResult() throws Exception {
+        // 16 tokens per step: a 100-token prompt takes several steps, next to sequences that are decoding.
+        Engine.Config config = new Engine.Config(16, 8, 64, 0, 16);
+        StringBuilder longText = new StringBuilder();
+        for (String p : PROMPTS) longText.append(p).append(' ');
+        int[] longPrompt = java.util.Arrays.copyOf(tokenizer.encode(longText.toString().repeat(4)), 100);
+        try (Engine engine = new Engine(model, tokenizer, backend, config, EngineObserver.NONE)) {
+            List<GenerationRequest> requests = new ArrayList<>();
+            List<CollectingSink> sinks = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                int[] ids = i % 2 == 0 ? tokenizer.encode(PROMPTS[i]) : longPrompt;
+                GenerationRequest r = new GenerationRequest("l" + i, ids, SamplingParams.greedy(), 20, 0, List.of(),
+                        new int[0], true, -1);
+                requests.add(r);
+                CollectingSink sink = new CollectingSink();
+                engine.submit(r, sink);
+                sinks.add(sink);
+            }
+            for (int i = 0; i < requests.size(); i++) assertSameAs(alone(requests.get(i)), sinks.get(i).await());
+        }
+    }
+
+    @Test
+    void stopTokenIdsEndTheSequenceAndMinNewTokensSuppressesThem() throws Exception {
+        GenerationRequest plain = request("Once upon a time", SamplingParams.greedy(), 30);
+        int[] ids = alone(plain).tokenIds();
+        int stopId = ids[5];
+        int first = 0;
+        while (ids[first] != stopId) first++;
+        try (Engine engine = new Engine(model, tokenizer, backend, Engine.Config.defaults(), EngineObserver.NONE)) {
+            CollectingSink sink = new CollectingSink();
+            engine.submit(new GenerationRequest("s", plain.promptIds(), SamplingParams.greedy(), 30, 0, List.of(),
+                    new int[] {stopId}, false, -1), sink);
+            CollectingSink.Result r = sink.await();
+            assertEquals(FinishReason.EOS_TOKEN, r.reason());
+            assertArrayEquals(java.util.Arrays.copyOf(ids, first + 1), r.tokenIds());
+
+            CollectingSink late = new CollectingSink();
+            engine.submit(new GenerationRequest("m", plain.promptIds(), SamplingParams.greedy(), 30, first + 2, List.of(),
+                    new int[] {stopId}, false, -1), late);
+            CollectingSink.Result m = late.await();
+            assertTrue(m.tokenIds().length >= first + 2, "no stop token before min_new_tokens");
+            // The first min_new_tokens tokens are drawn with the stop id suppressed.
+            for (int i = 0; i < first + 2; i++) assertTrue(m.tokenIds()[i] != stopId, "token " + i);
+        }
+    }
 }
