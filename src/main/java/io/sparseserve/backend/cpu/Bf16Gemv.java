@@ -25,15 +25,25 @@ final class Bf16Gemv {
 
     private Bf16Gemv() {}
 
+    /** Dense BF16 with an even width: every step, one token ({@link #rows}) or several ({@link #rowsBatched}). */
+    static boolean appliesBatched(Object w) {
+        return w instanceof DenseMatrix d && d.dtype() == DType.BF16 && d.cols() % 2 == 0;
+    }
+
     static boolean applies(Object w, int tokens) {
         return tokens == 1 && w instanceof DenseMatrix d && d.dtype() == DType.BF16 && d.cols() % 2 == 0;
     }
 
     /** Splits x[xOff, xOff + cols) into even elements (xe) and odd elements (xo). */
     static void split(float[] x, int xOff, int cols, float[] xe, float[] xo) {
+        split(x, xOff, cols, xe, xo, 0);
+    }
+
+    /** Splits one token row into xe and xo at {@code to}. */
+    static void split(float[] x, int xOff, int cols, float[] xe, float[] xo, int to) {
         for (int i = 0, n = cols / 2; i < n; i++) {
-            xe[i] = x[xOff + 2 * i];
-            xo[i] = x[xOff + 2 * i + 1];
+            xe[to + i] = x[xOff + 2 * i];
+            xo[to + i] = x[xOff + 2 * i + 1];
         }
     }
 
@@ -86,6 +96,138 @@ final class Bf16Gemv {
             d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
         }
         return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
+    }
+
+    /**
+     * The same product for T token rows (x split per token: token t's halves at {@code t * cols / 2}), with exactly
+     * the arithmetic of {@link #rows} for every (row, token): the same fused multiply-adds in the same order, the same
+     * even/odd accumulators, reduction and tail. A sequence's logits therefore do not depend on whether it was
+     * decoded alone (T = 1, {@link #rows}) or batched with others (continuous batching), while the batch still
+     * reads each weight panel from memory once: a tile of 2 rows x 4 (or 2) tokens shares the loads of weights and
+     * inputs.
+     */
+    static void rowsBatched(DenseMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
+                            int r0, int r1) {
+        MemorySegment seg = w.data();
+        int rows = w.rows(), cols = w.cols(), half = cols / 2;
+        int r = r0;
+        for (; r + 2 <= r1; r += 2) {
+            int t = 0;
+            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r);
+            for (; t + 2 <= tokens; t += 2) tile2x2(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r);
+            for (; t < tokens; t++) {
+                y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
+                y[yOff + t * rows + r + 1] = row(seg, cols, xe, xo, t * half, r + 1);
+            }
+        }
+        for (; r < r1; r++) {
+            for (int t = 0; t < tokens; t++) y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
+        }
+        if (bias != null) {
+            for (int t = 0; t < tokens; t++) {
+                for (int i = r0; i < r1; i++) y[yOff + t * rows + i] += bias[i];
+            }
+        }
+    }
+
+    /** Rows r, r + 1 times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
+    private static void tile2x4(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys, int r) {
+        int half = cols / 2, bound = I.loopBound(half);
+        long rowBytes = 2L * cols, o = r * rowBytes;
+        int x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
+        FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
+        FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
+        for (int k = 0; k < bound; k += I.length()) {
+            long off = o + 4L * k;
+            IntVector v0 = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
+            IntVector v1 = IntVector.fromMemorySegment(I, seg, off + rowBytes, ByteOrder.LITTLE_ENDIAN);
+            FloatVector we0 = even(v0), wo0 = odd(v0), we1 = even(v1), wo1 = odd(v1);
+            FloatVector ve = FloatVector.fromArray(F, xe, x0 + k), vo = FloatVector.fromArray(F, xo, x0 + k);
+            e00 = we0.fma(ve, e00);
+            d00 = wo0.fma(vo, d00);
+            e10 = we1.fma(ve, e10);
+            d10 = wo1.fma(vo, d10);
+            ve = FloatVector.fromArray(F, xe, x1 + k);
+            vo = FloatVector.fromArray(F, xo, x1 + k);
+            e01 = we0.fma(ve, e01);
+            d01 = wo0.fma(vo, d01);
+            e11 = we1.fma(ve, e11);
+            d11 = wo1.fma(vo, d11);
+            ve = FloatVector.fromArray(F, xe, x2 + k);
+            vo = FloatVector.fromArray(F, xo, x2 + k);
+            e02 = we0.fma(ve, e02);
+            d02 = wo0.fma(vo, d02);
+            e12 = we1.fma(ve, e12);
+            d12 = wo1.fma(vo, d12);
+            ve = FloatVector.fromArray(F, xe, x3 + k);
+            vo = FloatVector.fromArray(F, xo, x3 + k);
+            e03 = we0.fma(ve, e03);
+            d03 = wo0.fma(vo, d03);
+            e13 = we1.fma(ve, e13);
+            d13 = wo1.fma(vo, d13);
+        }
+        long o1 = o + rowBytes;
+        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 2 * ys] = e02.add(d02).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x2, bound, half);
+        y[yo + 3 * ys] = e03.add(d03).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x3, bound, half);
+        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + 1] = e12.add(d12).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + 1] = e13.add(d13).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x3, bound, half);
+    }
+
+    /** Rows r, r + 1 times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
+    private static void tile2x2(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys, int r) {
+        int half = cols / 2, bound = I.loopBound(half);
+        long rowBytes = 2L * cols, o = r * rowBytes;
+        int x1 = x0 + half;
+        FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e10 = e00, d10 = e00, e11 = e00, d11 = e00;
+        for (int k = 0; k < bound; k += I.length()) {
+            FloatVector ve0 = FloatVector.fromArray(F, xe, x0 + k), vo0 = FloatVector.fromArray(F, xo, x0 + k);
+            FloatVector ve1 = FloatVector.fromArray(F, xe, x1 + k), vo1 = FloatVector.fromArray(F, xo, x1 + k);
+            long off = o + 4L * k;
+            IntVector v = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
+            FloatVector we = even(v), wo = odd(v);
+            e00 = we.fma(ve0, e00);
+            d00 = wo.fma(vo0, d00);
+            e01 = we.fma(ve1, e01);
+            d01 = wo.fma(vo1, d01);
+            v = IntVector.fromMemorySegment(I, seg, off + rowBytes, ByteOrder.LITTLE_ENDIAN);
+            we = even(v);
+            wo = odd(v);
+            e10 = we.fma(ve0, e10);
+            d10 = wo.fma(vo0, d10);
+            e11 = we.fma(ve1, e11);
+            d11 = wo.fma(vo1, d11);
+        }
+        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x0, bound, half);
+        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x1, bound, half);
+    }
+
+    /** {@link #row} for the token whose halves start at xOff. */
+    private static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int xOff, int r) {
+        int half = cols / 2, bound = I.loopBound(half);
+        long o = r * 2L * cols;
+        FloatVector e = FloatVector.zero(F), d = e;
+        for (int k = 0; k < bound; k += I.length()) {
+            IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
+            e = even(v).fma(FloatVector.fromArray(F, xe, xOff + k), e);
+            d = odd(v).fma(FloatVector.fromArray(F, xo, xOff + k), d);
+        }
+        return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, xOff, bound, half);
+    }
+
+    /** {@link #tail} for the token whose halves start at xOff. */
+    private static float tail(MemorySegment seg, long rowOff, float[] xe, float[] xo, int xOff, int from, int half) {
+        float s = 0f;
+        for (int k = from; k < half; k++) {
+            int pair = seg.get(PAIR, rowOff + 4L * k);
+            s += Float.intBitsToFloat(pair << 16) * xe[xOff + k] + Float.intBitsToFloat(pair & 0xFFFF0000) * xo[xOff + k];
+        }
+        return s;
     }
 
     private static FloatVector even(IntVector v) {

@@ -47,6 +47,21 @@ public final class CpuMatmul {
             pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rows((io.sparseserve.tensor.DenseMatrix) w, xe, xo, y, yOff, bias, r0, r1));
             return;
         }
+        if (Bf16Gemv.appliesBatched(w)) {
+            // Several tokens take the same arithmetic per token as one (batch invariance, see Bf16Gemv.rowsBatched).
+            int half = w.cols() / 2;
+            if (xEven.length < tokens * half) {
+                xEven = new float[tokens * half];
+                xOdd = new float[tokens * half];
+            }
+            float[] xe = xEven, xo = xOdd;
+            for (int t = 0; t < tokens; t++) {
+                Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xe, xo, t * half);
+            }
+            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rowsBatched((io.sparseserve.tensor.DenseMatrix) w, xe, xo,
+                    tokens, y, yOff, bias, r0, r1));
+            return;
+        }
         pool.parallelFor(rows, PANEL, (r0, r1, thread) -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]));
     }
 

@@ -43,4 +43,27 @@ class CpuMatmulTest {
             }
         }
     }
+
+    /** BF16: any token of a batch gets exactly (bit for bit) what it gets alone, so batching never changes results. */
+    @org.junit.jupiter.api.Test
+    void bf16BatchedRowsEqualEachRowAlone() {
+        CpuMatmul mm = new CpuMatmul(new CpuPool(2));
+        try (Arena arena = Arena.ofShared()) {
+            for (int[] s : new int[][] {{37, 70, 5}, {64, 256, 16}, {130, 2100, 3}, {9, 34, 2}}) {
+                int rows = s[0], cols = s[1], tokens = s[2];
+                TestMatrices.Stored w = TestMatrices.random(DType.BF16, rows, cols, rows * 7L + cols, arena);
+                float[] x = TestMatrices.randomVector(tokens * cols, 11);
+                float[] bias = TestMatrices.randomVector(rows, 13);
+                float[] batched = new float[tokens * rows];
+                mm.matmul(w.matrix(), x, 0, tokens, batched, 0, bias);
+                for (int t = 0; t < tokens; t++) {
+                    float[] alone = new float[rows];
+                    mm.matmul(w.matrix(), x, t * cols, 1, alone, 0, bias);
+                    for (int r = 0; r < rows; r++) {
+                        assertEquals(alone[r], batched[t * rows + r], 0f, rows + "x" + cols + " T=" + tokens + " t=" + t + " r=" + r);
+                    }
+                }
+            }
+        }
+    }
 }

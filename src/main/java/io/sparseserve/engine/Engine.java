@@ -1,0 +1,437 @@
+package io.sparseserve.engine;
+
+import io.sparseserve.backend.Backend;
+import io.sparseserve.model.InvalidInputException;
+import io.sparseserve.model.Model;
+import io.sparseserve.model.ModelConfig;
+import io.sparseserve.model.Tokenizer;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Continuous batching (Orca, Yu et al. OSDI 2022; vLLM's scheduler): one scheduler thread runs forward steps
+ * back to back, and between any two steps waiting sequences join the batch and finished or cancelled ones leave it.
+ *
+ * <p>Each step, in first-come-first-served order: every running sequence gets its next token computed (one token
+ * when decoding, the next chunk of its prompt when prefilling), then waiting sequences are admitted while the
+ * step's token budget ({@code maxBatchTokens}), the running limit and the free KV-cache blocks allow, each with a
+ * first chunk of its prompt (chunked prefill, so a long prompt never stalls the decoding sequences for long). When a
+ * running sequence needs a block and none is free, the newest running sequence is preempted: its blocks are freed,
+ * it goes back to the front of the queue and is recomputed later from its prompt and the tokens it already has
+ * (vLLM's recompute preemption). Every computation of the forward pass is per token, so neither batching nor
+ * recomputation changes any result: a sequence gets the same tokens alone or among others.
+ *
+ * <p>Submission, cancellation and the gauges are thread-safe; everything else runs on the scheduler thread.
+ */
+public final class Engine implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(Engine.class);
+    private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    private static final long BLOCKED_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(500);
+
+    /**
+     * @param maxBatchTokens tokens one forward step carries at most (decodes plus prefill chunks)
+     * @param maxRunning sequences in the running batch at most
+     * @param maxWaiting accepted sequences waiting for admission at most; more are refused
+     * @param kvCacheBytes the KV cache's budget; 0 sizes it from free heap memory
+     * @param blockSize positions per KV-cache block
+     */
+    public record Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize) {
+        public static Config defaults() {
+            return new Config(512, 64, 256, 0, KvCache.DEFAULT_BLOCK_SIZE);
+        }
+
+        Config validate() {
+            if (maxRunning < 1) throw new InvalidInputException("--max-running must be >= 1, got " + maxRunning);
+            if (maxBatchTokens < maxRunning) {
+                throw new InvalidInputException("--max-batch-tokens must be >= --max-running (" + maxRunning
+                        + ", one decode token per running sequence), got " + maxBatchTokens);
+            }
+            if (maxWaiting < 0) throw new InvalidInputException("--max-waiting must be >= 0, got " + maxWaiting);
+            if (kvCacheBytes < 0) throw new InvalidInputException("--kv-cache-bytes must be >= 0 (0 = auto), got " + kvCacheBytes);
+            if (blockSize < 1) throw new InvalidInputException("block size must be >= 1, got " + blockSize);
+            return this;
+        }
+    }
+
+    /** A submitted sequence, seen from outside the engine. */
+    public interface Handle {
+        /** Stops the sequence before the next step and frees its blocks; its sink gets no more events. */
+        void cancel();
+
+        /** Skips the sequence's steps (keeping its blocks) until {@link #resume}: back-pressure from a slow reader. */
+        void pause();
+
+        void resume();
+    }
+
+    /** Thrown by {@link #submit} when {@code maxWaiting} sequences are already waiting. */
+    public static final class QueueFullException extends RuntimeException {
+        QueueFullException(String message) {
+            super(message);
+        }
+    }
+
+    /** Thrown by {@link #submit} after {@link #close}, and given to sinks of sequences still running then. */
+    public static final class ClosedException extends RuntimeException {
+        ClosedException(String message) {
+            super(message);
+        }
+    }
+
+    private final Model model;
+    private final ModelConfig c;
+    private final Tokenizer tokenizer;
+    private final Config config;
+    private final EngineObserver observer;
+    private final Transformer transformer;
+    private final KvCache cache;
+    private final Batch batch;
+    private final float[] logits;
+    private final Sampler.Scratch scratch;
+
+    private final ConcurrentLinkedQueue<Sequence> inbox = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger queued = new AtomicInteger(); // submitted, never admitted, not cancelled
+    private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    private final ArrayList<Sequence> running = new ArrayList<>();
+    private final Sequence[] stepSeqs;
+    private final int[] stepCounts;
+    private final Thread thread;
+    private final Object idle = new Object();
+    private volatile boolean closing;
+
+    // Published by the scheduler after every step, for gauges and tests.
+    private volatile int runningCount;
+    private volatile int preemptedWaiting;
+    private volatile int freeBlocks;
+    private volatile boolean busy;
+
+    public Engine(Model model, Tokenizer tokenizer, Backend backend, Config config, EngineObserver observer) {
+        this.model = model;
+        this.c = model.config();
+        this.tokenizer = tokenizer;
+        this.config = config.validate();
+        this.observer = observer;
+        this.cache = KvCache.forBudget(c, kvBudget(c, config), config.blockSize());
+        int fullSequence = (c.maxPositions() + config.blockSize() - 1) / config.blockSize();
+        if (cache.totalBlocks() < fullSequence) {
+            throw new InvalidInputException("--kv-cache-bytes " + config.kvCacheBytes() + " holds " + cache.totalBlocks()
+                    + " blocks; one sequence of the full context length " + c.maxPositions() + " needs " + fullSequence
+                    + " (at least " + fullSequence * config.blockSize() * KvCache.bytesPerToken(c) + " bytes)");
+        }
+        this.transformer = new Transformer(model, backend, config.maxBatchTokens());
+        this.batch = new Batch(config.maxBatchTokens(), config.maxRunning());
+        this.logits = new float[config.maxRunning() * c.vocab()];
+        this.scratch = new Sampler.Scratch(c.vocab());
+        this.stepSeqs = new Sequence[config.maxRunning()];
+        this.stepCounts = new int[config.maxRunning()];
+        this.freeBlocks = cache.freeBlocks();
+        this.thread = Thread.ofPlatform().name("sparse-serve-scheduler").daemon(true).unstarted(this::loop);
+        thread.start();
+        log.info("engine: {} KV blocks of {} positions ({} MiB), max {} running, {} tokens per step, {} waiting",
+                cache.totalBlocks(), config.blockSize(), cache.bytes() >> 20, config.maxRunning(),
+                config.maxBatchTokens(), config.maxWaiting());
+    }
+
+    /**
+     * The KV budget: as asked, or enough for every running sequence at full context length but at most half of the
+     * heap that is free now (the weights are memory-mapped outside the heap).
+     */
+    static long kvBudget(ModelConfig c, Config config) {
+        if (config.kvCacheBytes() > 0) return config.kvCacheBytes();
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        long perBlock = KvCache.bytesPerToken(c) * config.blockSize();
+        long blocksPerSeq = (c.maxPositions() + config.blockSize() - 1) / config.blockSize();
+        long want = (long) config.maxRunning() * blocksPerSeq * perBlock;
+        return Math.max(blocksPerSeq * perBlock, Math.min(want, free / 2));
+    }
+
+    public ModelConfig modelConfig() {
+        return c;
+    }
+
+    public Config config() {
+        return config;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public Model model() {
+        return model;
+    }
+
+    /**
+     * Validates the request and queues it. Never blocks. Throws {@link InvalidInputException} for a bad request,
+     * {@link QueueFullException} when the queue is full and {@link ClosedException} after {@link #close}.
+     */
+    public Handle submit(GenerationRequest request, TokenSink sink) {
+        request.validate(c, tokenizer);
+        if (closing) throw new ClosedException("the engine is shutting down");
+        if (queued.incrementAndGet() > config.maxWaiting()) {
+            queued.decrementAndGet();
+            throw new QueueFullException("the queue is full: " + config.maxWaiting() + " requests are waiting (--max-waiting)");
+        }
+        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
+        inbox.add(seq);
+        wake();
+        return seq;
+    }
+
+    /** Sequences in the running batch. */
+    public int running() {
+        return runningCount;
+    }
+
+    /** Sequences waiting to be admitted (new ones, and preempted ones waiting to be recomputed). */
+    public int waiting() {
+        return queued.get() + preemptedWaiting;
+    }
+
+    /** Fraction of KV-cache blocks in use. */
+    public double kvCacheUsage() {
+        return 1.0 - (double) freeBlocks / cache.totalBlocks();
+    }
+
+    public int kvFreeBlocks() {
+        return freeBlocks;
+    }
+
+    public int kvTotalBlocks() {
+        return cache.totalBlocks();
+    }
+
+    public long kvCacheBytes() {
+        return cache.bytes();
+    }
+
+    /** Waits until no sequence is running or waiting; false if {@code timeout} passed first. */
+    public boolean awaitIdle(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (idle) {
+            while (!isIdle()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) return false;
+                TimeUnit.NANOSECONDS.timedWait(idle, left);
+            }
+        }
+        return true;
+    }
+
+    private boolean isIdle() {
+        return !busy && inbox.isEmpty() && queued.get() == 0;
+    }
+
+    /** Stops the scheduler; sequences still running or waiting get {@link ClosedException}. */
+    @Override
+    public void close() {
+        closing = true;
+        wake();
+        try {
+            thread.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    void wake() {
+        LockSupport.unpark(thread);
+    }
+
+    private void loop() {
+        while (!closing) {
+            try {
+                drainInbox();
+                removeCancelled();
+                if (running.isEmpty() && waiting.isEmpty()) {
+                    publish();
+                    LockSupport.parkNanos(this, IDLE_PARK_NANOS);
+                    continue;
+                }
+                long start = System.nanoTime();
+                int n = schedule(start);
+                publish();
+                if (n == 0) { // every running sequence paused by back-pressure
+                    LockSupport.parkNanos(this, BLOCKED_PARK_NANOS);
+                    continue;
+                }
+                step(n, start);
+            } catch (RuntimeException | Error e) {
+                log.error("scheduler step failed; failing the sequences of the step", e);
+                failRunning(e);
+            }
+        }
+        ClosedException closed = new ClosedException("the engine shut down before the request finished");
+        drainInbox();
+        for (Sequence s : running) abort(s, closed);
+        for (Sequence s : waiting) abort(s, closed);
+        running.clear();
+        waiting.clear();
+        preemptedWaiting = 0;
+        publish();
+    }
+
+    private void drainInbox() {
+        for (Sequence s; (s = inbox.poll()) != null; ) waiting.addLast(s);
+    }
+
+    /** Cancelled sequences leave at once: blocks back to the pool, no more output. */
+    private void removeCancelled() {
+        long now = System.nanoTime();
+        for (int i = running.size() - 1; i >= 0; i--) {
+            Sequence s = running.get(i);
+            if (s.cancelled) {
+                running.remove(i);
+                dropCancelled(s, now);
+            }
+        }
+        if (!waiting.isEmpty()) {
+            waiting.removeIf(s -> {
+                if (!s.cancelled) return false;
+                if (!s.admitted) queued.decrementAndGet();
+                else preemptedWaiting--;
+                dropCancelled(s, now);
+                return true;
+            });
+        }
+    }
+
+    private void dropCancelled(Sequence s, long now) {
+        s.table.release();
+        observer.onCancelled(s.promptLength, s.generated(), now - s.arrivalNanos);
+    }
+
+    /** Fills the batch; returns how many sequences it carries. */
+    private int schedule(long now) {
+        batch.clear();
+        int budget = config.maxBatchTokens();
+        int n = 0;
+        for (int i = 0; i < running.size() && budget > 0; i++) {
+            Sequence s = running.get(i);
+            if (s.paused) continue;
+            int count = Math.min(s.length - s.computed, budget);
+            boolean preemptedSelf = false;
+            while (!s.table.ensure(s.computed + count)) {
+                Sequence victim = running.removeLast();
+                preempt(victim);
+                if (victim == s) {
+                    preemptedSelf = true;
+                    break;
+                }
+            }
+            if (preemptedSelf) break;
+            n = add(n, s, count);
+            budget -= count;
+        }
+        while (budget > 0 && running.size() < config.maxRunning() && !waiting.isEmpty()) {
+            Sequence s = waiting.peekFirst();
+            int count = Math.min(s.length - s.computed, budget);
+            if (!s.table.ensure(s.computed + count)) break; // first come, first served: nobody overtakes it
+            waiting.pollFirst();
+            if (!s.admitted) {
+                s.admitted = true;
+                queued.decrementAndGet();
+            } else {
+                preemptedWaiting--;
+            }
+            if (s.scheduledNanos < 0) {
+                s.scheduledNanos = now;
+                observer.onScheduled(now - s.arrivalNanos);
+            }
+            running.add(s);
+            n = add(n, s, count);
+            budget -= count;
+        }
+        busy = !running.isEmpty() || !waiting.isEmpty();
+        return n;
+    }
+
+    private int add(int n, Sequence s, int count) {
+        batch.add(s.tokens, s.computed, count, s.computed, s.table, false);
+        stepSeqs[n] = s;
+        stepCounts[n] = count;
+        return n + 1;
+    }
+
+    private void preempt(Sequence s) {
+        s.table.release();
+        s.computed = 0;
+        s.preemptions++;
+        waiting.addFirst(s);
+        preemptedWaiting++;
+        observer.onPreempted();
+    }
+
+    private void step(int n, long start) {
+        transformer.forward(batch, cache, logits);
+        long now = System.nanoTime();
+        int vocab = c.vocab();
+        for (int i = 0; i < n; i++) {
+            Sequence s = stepSeqs[i];
+            stepSeqs[i] = null;
+            s.computed += stepCounts[i];
+            if (s.computed < s.length) continue; // a prompt chunk that is not the last
+            FinishReason reason;
+            try {
+                reason = s.advance(logits, i * vocab, now, observer);
+            } catch (RuntimeException e) {
+                log.error("sequence {} failed", s.request.requestId(), e);
+                running.remove(s);
+                abort(s, e);
+                continue;
+            }
+            if (reason != null) finish(s, reason, now);
+        }
+        observer.onStep(n, batch.tokens(), System.nanoTime() - start);
+        publish();
+    }
+
+    private void finish(Sequence s, FinishReason reason, long now) {
+        running.remove(s);
+        s.table.release();
+        TokenSink.Finished f = new TokenSink.Finished(reason, s.promptLength, s.generated(), s.arrivalNanos,
+                s.scheduledNanos, s.firstTokenNanos, now, s.preemptions);
+        observer.onFinished(f);
+        try {
+            s.sink.onFinish(s.takeDelta(now), f);
+        } catch (RuntimeException e) {
+            log.error("sink of {} failed", s.request.requestId(), e);
+        }
+    }
+
+    private void failRunning(Throwable e) {
+        for (int i = 0; i < stepSeqs.length; i++) stepSeqs[i] = null;
+        for (Sequence s : running) abort(s, e);
+        running.clear();
+        publish();
+    }
+
+    private void abort(Sequence s, Throwable e) {
+        s.table.release();
+        if (!s.admitted) queued.decrementAndGet();
+        try {
+            s.sink.onError(e);
+        } catch (RuntimeException ex) {
+            log.error("sink of {} failed", s.request.requestId(), ex);
+        }
+    }
+
+    private void publish() {
+        runningCount = running.size();
+        freeBlocks = cache.freeBlocks();
+        busy = !running.isEmpty() || !waiting.isEmpty();
+        if (!busy && inbox.isEmpty()) {
+            synchronized (idle) {
+                idle.notifyAll();
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+package io.sparseserve.server;
+
+import io.sparseserve.engine.Engine;
+import io.sparseserve.engine.GenerationRequest;
+import io.sparseserve.engine.SamplingParams;
+import io.sparseserve.engine.TokenSink;
+import io.sparseserve.engine.TopLogprobs;
+import io.sparseserve.model.InvalidInputException;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * OpenAI-compatible {@code POST /v1/completions} (with {@code stream: true} as server-sent events, ending in
+ * {@code data: [DONE]}) and {@code GET /v1/models}, with vLLM's extra sampling fields (top_k, min_p,
+ * repetition_penalty, min_tokens, ignore_eos, stop_token_ids). Defaults are OpenAI's (temperature 1, max_tokens 16).
+ * Errors are OpenAI-shaped: {@code {"error": {"message", "type", "param", "code"}}}.
+ */
+final class OpenAiRoutes {
+    private static final Logger log = LoggerFactory.getLogger(OpenAiRoutes.class);
+    private static final int MAX_BODY_BYTES = 4 << 20;
+
+    private final Serving serving;
+    private final long created = System.currentTimeMillis() / 1000;
+    private final AtomicLong ids = new AtomicLong();
+
+    OpenAiRoutes(Serving serving) {
+        this.serving = serving;
+    }
+
+    void mount(Router router) {
+        router.get("/v1/models").handler(this::models);
+        router.post("/v1/completions").handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
+        router.post("/v1/completions").handler(this::completions);
+    }
+
+    private void models(RoutingContext rc) {
+        JsonObject model = new JsonObject().put("id", serving.modelId()).put("object", "model").put("created", created)
+                .put("owned_by", "sparse-serve").put("max_model_len", serving.modelInfo().getContextLength());
+        json(rc.response(), 200, new JsonObject().put("object", "list").put("data", new JsonArray().add(model)));
+    }
+
+    private void completions(RoutingContext rc) {
+        HttpServerResponse response = rc.response();
+        if (serving.draining()) {
+            error(response, 503, "the server is shutting down", "unavailable", null);
+            return;
+        }
+        JsonObject body;
+        GenerationRequest request;
+        boolean stream;
+        try {
+            body = rc.body().asJsonObject();
+            if (body == null) throw new InvalidInputException("the body must be a JSON object");
+            stream = bool(body, "stream", false);
+            request = toEngine(body);
+        } catch (InvalidInputException e) {
+            error(response, 400, e.getMessage(), "invalid_request_error", null);
+            return;
+        } catch (RuntimeException e) { // malformed JSON
+            error(response, 400, "the body is not valid JSON: " + e.getMessage(), "invalid_request_error", null);
+            return;
+        }
+        String id = "cmpl-" + ids.incrementAndGet();
+        boolean withLogprobs = request.logprobs() >= 0;
+        ContextSink sink = stream ? streamingSink(id, response, withLogprobs) : unarySink(id, response, withLogprobs);
+        Engine.Handle handle;
+        try {
+            handle = serving.engine().submit(request, sink);
+        } catch (InvalidInputException e) {
+            sink.close();
+            error(response, 400, e.getMessage(), "invalid_request_error", null);
+            return;
+        } catch (Engine.QueueFullException e) {
+            sink.close();
+            error(response, 429, e.getMessage(), "rate_limit_exceeded", null);
+            return;
+        } catch (Engine.ClosedException e) {
+            sink.close();
+            error(response, 503, e.getMessage(), "unavailable", null);
+            return;
+        } catch (RuntimeException e) {
+            sink.close();
+            log.error("cannot start completion", e);
+            error(response, 500, "internal error: " + e, "server_error", null);
+            return;
+        }
+        sink.attach(handle);
+        response.closeHandler(v -> {
+            if (sink.closed()) return;
+            sink.cancel();
+            serving.metrics().requestCompleted("cancelled", "none");
+        });
+        if (stream) {
+            response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
+            response.drainHandler(v -> handle.resume());
+        }
+    }
+
+    private ContextSink unarySink(String id, HttpServerResponse response, boolean withLogprobs) {
+        StringBuilder text = new StringBuilder();
+        List<TopLogprobs> logprobs = new ArrayList<>();
+        return new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
+            @Override
+            public void delta(TokenSink.Delta d) {
+                text.append(d.text());
+                logprobs.addAll(d.logprobs());
+            }
+
+            @Override
+            public void finish(TokenSink.Delta last, TokenSink.Finished f) {
+                delta(last);
+                JsonObject choice = choice(text.toString(), withLogprobs ? logprobs : null, finishReason(f));
+                json(response, 200, chunk(id, choice).put("usage", usage(f)));
+                serving.metrics().requestCompleted("ok", f.reason().name());
+            }
+
+            @Override
+            public void error(Throwable e) {
+                failed(response, e);
+            }
+        });
+    }
+
+    private ContextSink streamingSink(String id, HttpServerResponse response, boolean withLogprobs) {
+        ContextSink[] self = new ContextSink[1];
+        self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
+            @Override
+            public void delta(TokenSink.Delta d) {
+                if (d.text().isEmpty() && !withLogprobs) return; // nothing to show yet (OpenAI sends text chunks)
+                event(response, chunk(id, choice(d.text(), withLogprobs ? d.logprobs() : null, null)));
+                if (response.writeQueueFull()) self[0].handle().pause();
+            }
+
+            @Override
+            public void finish(TokenSink.Delta last, TokenSink.Finished f) {
+                event(response, chunk(id, choice(last.text(), withLogprobs ? last.logprobs() : null, finishReason(f)))
+                        .put("usage", usage(f)));
+                response.end("data: [DONE]\n\n");
+                serving.metrics().requestCompleted("ok", f.reason().name());
+            }
+
+            @Override
+            public void error(Throwable e) {
+                event(response, errorBody(e.getMessage(), "server_error", null));
+                response.end();
+                serving.metrics().requestCompleted(e instanceof Engine.ClosedException ? "unavailable" : "internal", "none");
+            }
+        });
+        return self[0];
+    }
+
+    private void failed(HttpServerResponse response, Throwable e) {
+        if (e instanceof Engine.ClosedException) {
+            error(response, 503, e.getMessage(), "unavailable", null);
+        } else {
+            log.error("completion failed", e);
+            error(response, 500, "internal error: " + e, "server_error", null);
+        }
+    }
+
+    private JsonObject chunk(String id, JsonObject choice) {
+        return new JsonObject().put("id", id).put("object", "text_completion").put("created", System.currentTimeMillis() / 1000)
+                .put("model", serving.modelId()).put("choices", new JsonArray().add(choice));
+    }
+
+    private JsonObject choice(String text, List<TopLogprobs> logprobs, String finishReason) {
+        return new JsonObject().put("index", 0).put("text", text)
+                .put("logprobs", logprobs == null ? null : logprobsJson(logprobs)).put("finish_reason", finishReason);
+    }
+
+    /** OpenAI's legacy completions logprobs: tokens, token_logprobs, top_logprobs (token -> logprob). */
+    private JsonObject logprobsJson(List<TopLogprobs> list) {
+        JsonArray tokens = new JsonArray(), tokenLogprobs = new JsonArray(), top = new JsonArray();
+        for (TopLogprobs lp : list) {
+            tokens.add(serving.requests().token(lp.chosenId()));
+            tokenLogprobs.add(lp.chosenLogprob());
+            JsonObject alternatives = new JsonObject();
+            for (int i = 0; i < lp.ids().length; i++) alternatives.put(serving.requests().token(lp.ids()[i]), lp.logprobs()[i]);
+            top.add(alternatives);
+        }
+        return new JsonObject().put("tokens", tokens).put("token_logprobs", tokenLogprobs).put("top_logprobs", top);
+    }
+
+    private static String finishReason(TokenSink.Finished f) {
+        return switch (f.reason()) {
+            case LENGTH -> "length";
+            case EOS_TOKEN, STOP_SEQUENCE -> "stop";
+        };
+    }
+
+    private static JsonObject usage(TokenSink.Finished f) {
+        return new JsonObject().put("prompt_tokens", f.promptTokens()).put("completion_tokens", f.completionTokens())
+                .put("total_tokens", f.promptTokens() + f.completionTokens());
+    }
+
+    private GenerationRequest toEngine(JsonObject b) {
+        String model = string(b, "model", null);
+        if (model != null && !model.equals(serving.modelId())) {
+            throw new InvalidInputException("model '" + model + "' is not served here (this server serves '" + serving.modelId() + "')");
+        }
+        if (integer(b, "n", 1) != 1) throw new InvalidInputException("n must be 1");
+        if (bool(b, "echo", false)) throw new InvalidInputException("echo is not supported");
+        Object prompt = b.getValue("prompt");
+        int[] ids;
+        if (prompt instanceof String s) {
+            // A UTF-16 char takes at most 3 UTF-8 bytes: count the bytes only when the limit could be passed.
+            int bytes = 3L * s.length() > serving.requests().maxPromptBytes()
+                    ? s.getBytes(java.nio.charset.StandardCharsets.UTF_8).length : s.length();
+            ids = serving.requests().promptIds(s, bytes, List.of(), "prompt");
+        } else if (prompt instanceof JsonArray a && a.stream().allMatch(x -> x instanceof Number)) {
+            List<Integer> list = new ArrayList<>();
+            for (Object x : a) list.add(((Number) x).intValue());
+            ids = list.isEmpty() ? new int[0] : serving.requests().promptIds("", 0, list, "prompt");
+        } else {
+            throw new InvalidInputException("prompt must be a string or an array of token ids");
+        }
+        int topK = integer(b, "top_k", 0);
+        SamplingParams sampling = new SamplingParams(number(b, "temperature", 1f), topK == -1 ? 0 : topK,
+                number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
+                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), longValue(b, "seed", 0L));
+        List<String> stop = new ArrayList<>();
+        Object s = b.getValue("stop");
+        if (s instanceof String str) stop.add(str);
+        else if (s instanceof JsonArray a) for (Object x : a) {
+            if (!(x instanceof String str)) throw new InvalidInputException("stop must be a string or an array of strings");
+            stop.add(str);
+        } else if (s != null) throw new InvalidInputException("stop must be a string or an array of strings");
+        JsonArray stopIds = b.getValue("stop_token_ids") instanceof JsonArray a ? a : new JsonArray();
+        int[] stopTokenIds = new int[stopIds.size()];
+        for (int i = 0; i < stopTokenIds.length; i++) {
+            if (!(stopIds.getValue(i) instanceof Number n)) throw new InvalidInputException("stop_token_ids must be integers");
+            stopTokenIds[i] = n.intValue();
+        }
+        Integer logprobs = b.getValue("logprobs") == null ? null : integer(b, "logprobs", 0);
+        if (logprobs != null && logprobs < 0) {
+            throw new InvalidInputException("logprobs must be in [0, " + GenerationRequest.MAX_LOGPROBS + "], got " + logprobs);
+        }
+        return new GenerationRequest(string(b, "user", ""), ids, sampling, integer(b, "max_tokens", ProtoRequests.DEFAULT_MAX_NEW_TOKENS),
+                integer(b, "min_tokens", 0), stop, stopTokenIds, bool(b, "ignore_eos", false), logprobs == null ? -1 : logprobs);
+    }
+
+    private static float number(JsonObject b, String field, float dflt) {
+        Object v = b.getValue(field);
+        if (v == null) return dflt;
+        if (!(v instanceof Number n)) throw new InvalidInputException(field + " must be a number, got " + v);
+        return n.floatValue();
+    }
+
+    private static int integer(JsonObject b, String field, int dflt) {
+        Object v = b.getValue(field);
+        if (v == null) return dflt;
+        if (!(v instanceof Number n) || n.doubleValue() != Math.rint(n.doubleValue()) || Math.abs(n.doubleValue()) > Integer.MAX_VALUE) {
+            throw new InvalidInputException(field + " must be an integer, got " + v);
+        }
+        return n.intValue();
+    }
+
+    private static long longValue(JsonObject b, String field, long dflt) {
+        Object v = b.getValue(field);
+        if (v == null) return dflt;
+        if (!(v instanceof Number n)) throw new InvalidInputException(field + " must be an integer, got " + v);
+        return n.longValue();
+    }
+
+    private static boolean bool(JsonObject b, String field, boolean dflt) {
+        Object v = b.getValue(field);
+        if (v == null) return dflt;
+        if (!(v instanceof Boolean x)) throw new InvalidInputException(field + " must be true or false, got " + v);
+        return x;
+    }
+
+    private static String string(JsonObject b, String field, String dflt) {
+        Object v = b.getValue(field);
+        if (v == null) return dflt;
+        if (!(v instanceof String s)) throw new InvalidInputException(field + " must be a string, got " + v);
+        return s;
+    }
+
+    private static void event(HttpServerResponse response, JsonObject data) {
+        response.write("data: " + data.encode() + "\n\n");
+    }
+
+    private void error(HttpServerResponse response, int status, String message, String type, String param) {
+        serving.metrics().requestCompleted(switch (status) {
+            case 400 -> "invalid_argument";
+            case 429 -> "resource_exhausted";
+            case 503 -> "unavailable";
+            default -> "internal";
+        }, "none");
+        json(response, status, errorBody(message, type, param));
+    }
+
+    private static JsonObject errorBody(String message, String type, String param) {
+        return new JsonObject().put("error", new JsonObject().put("message", message).put("type", type).put("param", param)
+                .put("code", null));
+    }
+
+    private static void json(HttpServerResponse response, int status, JsonObject body) {
+        response.setStatusCode(status).putHeader("content-type", "application/json").end(body.encode());
+    }
+}
