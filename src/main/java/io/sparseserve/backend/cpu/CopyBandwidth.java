@@ -46,22 +46,23 @@ public final class CopyBandwidth {
     /** Best of {@code repeats} parallel reads of {@code bytes} bytes, in bytes read per second. */
     public static double measureRead(CpuPool pool, long bytes, int repeats) {
         try (Arena arena = Arena.ofShared()) {
-            int threads = pool.threads();
+            // Many chunks, each summed by a short call: the JIT compiles the vector loop after the first pass.
+            int chunks = pool.threads() * 64;
             long step = (long) I.vectorByteSize() * STREAMS;
-            long perThread = bytes / threads / step * step;
-            MemorySegment src = arena.allocate(perThread * threads, 64);
+            long chunk = bytes / chunks / step * step;
+            MemorySegment src = arena.allocate(chunk * chunks, 64);
             src.fill((byte) 1);
-            long[] sink = new long[threads];
+            long[] sums = new long[chunks];
             double best = 0;
-            for (int r = 0; r < repeats; r++) {
+            for (int r = 0; r < repeats + 1; r++) {
                 long t0 = System.nanoTime();
-                pool.parallelFor(threads, (t0_, t1_, th) -> {
-                    for (int t = t0_; t < t1_; t++) sink[t] += sum(src, t * perThread, perThread);
+                pool.parallelFor(chunks, (c0, c1, th) -> {
+                    for (int c = c0; c < c1; c++) sums[c] += sum(src, c * chunk, chunk);
                 });
                 long t1 = System.nanoTime();
-                best = Math.max(best, perThread * threads / ((t1 - t0) / 1e9));
+                if (r > 0) best = Math.max(best, chunk * chunks / ((t1 - t0) / 1e9));
             }
-            checksum = sink[0]; // a use of the sums, so the JIT cannot drop the reads
+            checksum = sums[0]; // a use of the sums, so the JIT cannot drop the reads
             return best;
         }
     }
