@@ -37,7 +37,9 @@ final class ServerFixture implements AutoCloseable {
     final ManagedChannel channel;
     final int port;
     private final ServingMetrics metrics;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    // HTTP/1.1: the JDK client would otherwise try an h2c upgrade, which the gRPC port answers differently.
+    private final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).build();
 
     ServerFixture(Path modelDir, Engine.Config config) {
         model = Model.load(modelDir);
