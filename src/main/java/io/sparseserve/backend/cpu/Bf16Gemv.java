@@ -16,6 +16,11 @@ import jdk.incubator.vector.VectorSpecies;
  * by 16 gives the even element as a float, masking off the low half gives the odd one; the input vector is split
  * once per call into its even and odd elements to match. Decode then streams weights at memory speed instead of
  * being limited by the widen-store-reload of the general panel path.
+ *
+ * <p>Batch invariance holds once the JIT has compiled these kernels: {@code reduceLanes(ADD)} may add lanes in another
+ * order in the interpreter or C1 than in C2's intrinsic. A fixed-order reduction (spill and add, or lane extracts)
+ * removes that but cost prefill half its speed in a first try; the proper fix is one arithmetic for every batch
+ * size with an in-register fixed-order reduction (see the issue notes).
  */
 final class Bf16Gemv {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -80,10 +85,10 @@ final class Bf16Gemv {
             e3 = even(v).fma(ve, e3);
             d3 = odd(v).fma(vo, d3);
         }
-        y[yo] = Lanes.sum(e0.add(d0)) + tail(seg, o, xe, xo, bound, half);
-        y[yo + 1] = Lanes.sum(e1.add(d1)) + tail(seg, o + rowBytes, xe, xo, bound, half);
-        y[yo + 2] = Lanes.sum(e2.add(d2)) + tail(seg, o + 2 * rowBytes, xe, xo, bound, half);
-        y[yo + 3] = Lanes.sum(e3.add(d3)) + tail(seg, o + 3 * rowBytes, xe, xo, bound, half);
+        y[yo] = e0.add(d0).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
+        y[yo + 1] = e1.add(d1).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, bound, half);
+        y[yo + 2] = e2.add(d2).reduceLanes(VectorOperators.ADD) + tail(seg, o + 2 * rowBytes, xe, xo, bound, half);
+        y[yo + 3] = e3.add(d3).reduceLanes(VectorOperators.ADD) + tail(seg, o + 3 * rowBytes, xe, xo, bound, half);
     }
 
     private static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
@@ -95,7 +100,7 @@ final class Bf16Gemv {
             e = even(v).fma(FloatVector.fromArray(F, xe, k), e);
             d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
         }
-        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, bound, half);
+        return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
     }
 
     /**
@@ -167,14 +172,14 @@ final class Bf16Gemv {
             d13 = wo1.fma(vo, d13);
         }
         long o1 = o + rowBytes;
-        y[yo] = Lanes.sum(e00.add(d00)) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = Lanes.sum(e01.add(d01)) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 2 * ys] = Lanes.sum(e02.add(d02)) + tail(seg, o, xe, xo, x2, bound, half);
-        y[yo + 3 * ys] = Lanes.sum(e03.add(d03)) + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + 1] = Lanes.sum(e10.add(d10)) + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + 1] = Lanes.sum(e11.add(d11)) + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + 1] = Lanes.sum(e12.add(d12)) + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + 1] = Lanes.sum(e13.add(d13)) + tail(seg, o1, xe, xo, x3, bound, half);
+        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 2 * ys] = e02.add(d02).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x2, bound, half);
+        y[yo + 3 * ys] = e03.add(d03).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x3, bound, half);
+        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + 1] = e12.add(d12).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + 1] = e13.add(d13).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x3, bound, half);
     }
 
     /** Rows r, r + 1 times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
@@ -201,10 +206,10 @@ final class Bf16Gemv {
             e11 = we.fma(ve1, e11);
             d11 = wo.fma(vo1, d11);
         }
-        y[yo] = Lanes.sum(e00.add(d00)) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = Lanes.sum(e01.add(d01)) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 1] = Lanes.sum(e10.add(d10)) + tail(seg, o + rowBytes, xe, xo, x0, bound, half);
-        y[yo + ys + 1] = Lanes.sum(e11.add(d11)) + tail(seg, o + rowBytes, xe, xo, x1, bound, half);
+        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x0, bound, half);
+        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x1, bound, half);
     }
 
     /** {@link #row} for the token whose halves start at xOff. */
@@ -217,7 +222,7 @@ final class Bf16Gemv {
             e = even(v).fma(FloatVector.fromArray(F, xe, xOff + k), e);
             d = odd(v).fma(FloatVector.fromArray(F, xo, xOff + k), d);
         }
-        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, xOff, bound, half);
+        return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, xOff, bound, half);
     }
 
     /** {@link #tail} for the token whose halves start at xOff. */

@@ -154,7 +154,7 @@ public final class CpuMatmul {
     }
 
     private static float sum(FloatVector v) {
-        return Lanes.sum(v);
+        return v.reduceLanes(VectorOperators.ADD);
     }
 
     /** The columns past the last full vector, scalar. */
@@ -171,7 +171,7 @@ public final class CpuMatmul {
         for (; k < bound; k += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + k).fma(FloatVector.fromArray(F, b, bo + k), acc);
         }
-        float s = Lanes.sum(acc);
+        float s = acc.reduceLanes(VectorOperators.ADD);
         for (; k < n; k++) s += a[ao + k] * b[bo + k];
         return s;
     }
