@@ -16,7 +16,6 @@ import io.sparseserve.model.ModelWeights.Linear;
 import io.sparseserve.model.Tokenizer;
 import io.sparseserve.tensor.BitmaskMatrix;
 import io.sparseserve.tensor.NmMatrix;
-import io.sparseserve.tensor.WeightMatrix;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
