@@ -57,7 +57,6 @@ final class BenchCommand implements Callable<Integer> {
             bench.prefill(Math.min(promptTokens, m.config().maxPositions()), 1);
             long rssLoaded = MemoryStats.residentBytes();
             double copy = CopyBandwidth.measure(CpuPool.shared(), (long) copyMb << 20, 5);
-            double read = CopyBandwidth.measureRead(CpuPool.shared(), (long) copyMb << 20, 5);
             Benchmark.Decode d = bench.decode(batch, newTokens, 8);
             Benchmark.Prefill p = bench.prefill(promptTokens, 3);
             double decodeGbps = d.bytesPerStep() * (d.tokensPerSecond() / batch) / 1e9;
@@ -69,8 +68,6 @@ final class BenchCommand implements Callable<Integer> {
             result.put("decode_weight_gbps", decodeGbps);
             result.put("copy_gbps", copy / 1e9);
             result.put("decode_bandwidth_ratio", decodeGbps / (copy / 1e9));
-            result.put("read_gbps", read / 1e9);
-            result.put("decode_read_ratio", decodeGbps / (read / 1e9));
             result.put("prefill_tokens", p.tokens());
             result.put("prefill_tokens_per_s", p.tokensPerSecond());
             result.put("prefill_gflops", p.flops() / p.seconds() / 1e9);
