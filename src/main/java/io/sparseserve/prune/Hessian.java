@@ -28,6 +28,12 @@ public final class Hessian {
         return cols;
     }
 
+    /** Back to no samples (H = 0), to accumulate another layer's inputs in the same memory. */
+    public void reset() {
+        java.util.Arrays.fill(h, 0.0);
+        samples = 0;
+    }
+
     /** Calibration sequences seen so far. */
     public long samples() {
         return samples;

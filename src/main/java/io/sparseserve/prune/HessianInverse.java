@@ -28,7 +28,7 @@ public final class HessianInverse {
     static final int MAX_RETRIES = 6;
 
     /**
-     * @param u       the upper factor, row-major [n, n] (lower triangle zero)
+     * @param u       the upper factor, row-major [n, n] in its first n² elements (lower triangle zero)
      * @param dead    columns whose H_ii was 0
      * @param damp    the λ finally added
      * @param retries how many times λ had to be raised
@@ -43,6 +43,11 @@ public final class HessianInverse {
 
     /** Factors the dampened inverse of {@code h} ([n, n], left unchanged). */
     public static Factor of(double[] h, int n, double percdamp, String what) {
+        return of(h, n, percdamp, what, new Workspace());
+    }
+
+    /** The same, in the workspace's arrays: the factor is valid until the next factorization in that workspace. */
+    static Factor of(double[] h, int n, double percdamp, String what, Workspace ws) {
         boolean[] dead = new boolean[n];
         double meanDiag = 0;
         for (int i = 0; i < n; i++) {
@@ -55,12 +60,12 @@ public final class HessianInverse {
         }
         meanDiag /= n;
         double damp = percdamp * meanDiag;
-        double[] a = new double[n * n];
+        double[] a = ws.doubles("factor.a", n * n);
         for (int retry = 0; ; retry++) {
-            System.arraycopy(h, 0, a, 0, a.length);
+            System.arraycopy(h, 0, a, 0, n * n);
             for (int i = 0; i < n; i++) a[i * n + i] = (dead[i] ? 1 : a[i * n + i]) + damp;
             if (upperCholesky(a, n)) {
-                double[] u = invertUpper(a, n);
+                double[] u = invertUpper(a, n, ws.doubles("factor.u", n * n));
                 return new Factor(u, n, dead, damp, retry);
             }
             if (retry == MAX_RETRIES) {
@@ -101,9 +106,8 @@ public final class HessianInverse {
         return true;
     }
 
-    /** The inverse of an upper triangular v (positive diagonal), column by column in parallel. */
-    static double[] invertUpper(double[] v, int n) {
-        double[] x = new double[n * n];
+    /** The inverse of an upper triangular v (positive diagonal) into x, column by column in parallel. */
+    static double[] invertUpper(double[] v, int n, double[] x) {
         CpuPool pool = CpuPool.shared();
         pool.parallelFor(n, 8, (j0, j1, t) -> {
             double[] col = new double[n];
@@ -112,6 +116,7 @@ public final class HessianInverse {
                 col[j] = 1.0 / v[j * n + j];
                 for (int i = j - 1; i >= 0; i--) col[i] = -dot(v, i * n + i + 1, col, i + 1, j - i) / v[i * n + i];
                 for (int i = 0; i <= j; i++) x[i * n + j] = col[i];
+                for (int i = j + 1; i < n; i++) x[i * n + j] = 0; // x may be a reused array
             }
         });
         return x;

@@ -119,6 +119,7 @@ public final class LayerwisePruner {
     private final Backend ops;
     private final Options o;
     private final Listener listener;
+    private final Workspace ws = new Workspace();
     private int stepsDone;
 
     private LayerwisePruner(Model model, Backend ops, Options o, Listener listener) {
@@ -157,32 +158,41 @@ public final class LayerwisePruner {
             Map<Linear, Hessian> hessians = calibrate && !targets.isEmpty() ? acts.hessians(layer, targets) : Map.of();
             double calibrationSeconds = (System.nanoTime() - t0) / 1e9;
             if (calibrate && targets.isEmpty()) listener.step(stepsDone += acts.batches);
-            Map<Hessian, HessianInverse.Factor> factors = new IdentityHashMap<>();
+            // Linears sharing a Hessian come one after another: one factorization (in the workspace) serves them all.
+            Hessian factored = null;
+            HessianInverse.Factor factor = null;
             Map<String, WeightMatrix> replaced = new LinkedHashMap<>();
             List<LinearReport> linearReports = new ArrayList<>();
             for (Linear lin : targets) {
                 long t1 = System.nanoTime();
                 WeightMatrix wm = lin.weight();
                 int rows = wm.rows(), cols = wm.cols();
-                float[] w = new float[rows * cols];
+                int size = rows * cols;
+                float[] w = ws.floats("linear.w", size);
                 wm.decode(0, rows, 0, cols, w, 0);
-                float[] original = calibrate ? w.clone() : null;
+                float[] original = null;
+                if (calibrate) {
+                    original = ws.floats("linear.original", size);
+                    System.arraycopy(w, 0, original, 0, size);
+                }
                 Hessian h = hessians.get(lin);
                 double damp = Double.NaN;
                 int retries = 0;
                 switch (o.method()) {
                     case SPARSEGPT -> {
-                        HessianInverse.Factor f = factors.computeIfAbsent(h,
-                                k -> HessianInverse.of(k.values(), cols, o.percdamp(), lin.name()));
-                        SparseGpt.Result r = SparseGpt.prune(w, rows, cols, f, o.pattern(), o.blocksize());
+                        if (h != factored) {
+                            factor = HessianInverse.of(h.values(), cols, o.percdamp(), lin.name(), ws);
+                            factored = h;
+                        }
+                        SparseGpt.Result r = SparseGpt.prune(w, rows, cols, factor, o.pattern(), o.blocksize(), ws);
                         damp = r.damp();
                         retries = r.dampRetries();
                     }
-                    case WANDA -> Wanda.prune(w, rows, cols, diagonal(h), o.pattern());
-                    case MAGNITUDE -> Magnitude.prune(w, rows, cols, o.pattern());
+                    case WANDA -> Wanda.prune(w, rows, cols, diagonal(h), o.pattern(), ws);
+                    case MAGNITUDE -> Magnitude.prune(w, rows, cols, o.pattern(), ws);
                 }
                 long z = 0;
-                for (int i = 0; i < w.length; i++) {
+                for (int i = 0; i < size; i++) {
                     w[i] = DTypeConvert.round(w[i], wm.dtype());
                     if (w[i] == 0f) z++;
                 }
@@ -192,12 +202,11 @@ public final class LayerwisePruner {
                 pruned.put(lin.name(), stored);
                 zeros += z;
                 elements += (long) rows * cols;
-                linearReports.add(new LinearReport(l, lin.name(), rows, cols, (double) z / w.length, err[0], err[1],
+                linearReports.add(new LinearReport(l, lin.name(), rows, cols, (double) z / size, err[0], err[1],
                         (System.nanoTime() - t1) / 1e9, damp, retries));
                 listener.step(++stepsDone);
             }
             hessians = null;
-            factors.clear();
             Layer prunedLayer = layer.withLinears(lin -> replaced.containsKey(lin.name())
                     ? new Linear(lin.name(), replaced.get(lin.name()), lin.bias()) : lin);
             long t2 = System.nanoTime();
@@ -238,12 +247,13 @@ public final class LayerwisePruner {
      * with δ H for all rows as one matrix product on the backend (float32; this is a report, not part of the algorithm).
      */
     private double[] reconstructionError(float[] original, float[] pruned, int rows, int cols, Hessian h) {
-        float[] hf = new float[cols * cols];
+        float[] hf = ws.floats("error.h", cols * cols);
         double[] hv = h.values();
-        for (int i = 0; i < hf.length; i++) hf[i] = (float) hv[i];
-        DenseMatrix hm = new DenseMatrix(MemorySegment.ofArray(hf), DType.F32, cols, cols);
-        float[] delta = new float[original.length];
-        for (int i = 0; i < delta.length; i++) delta[i] = original[i] - pruned[i];
+        for (int i = 0; i < cols * cols; i++) hf[i] = (float) hv[i];
+        DenseMatrix hm = new DenseMatrix(MemorySegment.ofArray(hf).asSlice(0, 4L * cols * cols), DType.F32, cols, cols);
+        int size = rows * cols;
+        float[] delta = ws.floats("error.delta", size);
+        for (int i = 0; i < size; i++) delta[i] = original[i] - pruned[i];
         double scale = h.samples() / 2.0;
         double err = quadratic(hm, delta, rows, cols) * scale;
         double ref = quadratic(hm, original, rows, cols) * scale;
@@ -252,10 +262,11 @@ public final class LayerwisePruner {
 
     /** Σ_r a_r · (H a_r) for the rows of a. */
     private double quadratic(DenseMatrix hm, float[] a, int rows, int cols) {
-        float[] y = new float[rows * cols];
+        int size = rows * cols;
+        float[] y = ws.floats("error.y", size);
         ops.matmul(hm, a, 0, rows, y, 0, null);
         double s = 0;
-        for (int i = 0; i < y.length; i++) s += (double) a[i] * y[i];
+        for (int i = 0; i < size; i++) s += (double) a[i] * y[i];
         return s;
     }
 
@@ -271,6 +282,7 @@ public final class LayerwisePruner {
         final float[] x;
         final Hessian.Scratch scratch = new Hessian.Scratch();
         int currentSequences; // of the batch being run, for the Hessians' running mean
+        final Map<Integer, Hessian> pool = new java.util.HashMap<>();
 
         Activations(Calibration cal) {
             this.cal = cal;
@@ -325,13 +337,23 @@ public final class LayerwisePruner {
             }
         }
 
-        /** Runs the (dense) layer over all samples and returns each target linear's Hessian. */
+        /**
+         * Runs the (dense) layer over all samples and returns each target linear's Hessian. The Hessians are reused
+         * from layer to layer (one per input of the layer, by the position of its first reader), reset first.
+         */
         Map<Linear, Hessian> hessians(Layer layer, List<Linear> targets) {
             Map<Linear, Hessian> byLinear = new IdentityHashMap<>();
             Map<Linear, Hessian> byFirstReader = new IdentityHashMap<>();
+            List<Linear> order = layer.linears();
             run(layer, (readers, input, tokens) -> {
                 if (readers.stream().noneMatch(targets::contains)) return;
-                Hessian h = byFirstReader.computeIfAbsent(readers.getFirst(), k -> new Hessian(k.weight().cols()));
+                Hessian h = byFirstReader.computeIfAbsent(readers.getFirst(), k -> {
+                    int cols = k.weight().cols();
+                    Hessian pooled = pool.get(order.indexOf(k));
+                    if (pooled == null || pooled.cols() != cols) pool.put(order.indexOf(k), pooled = new Hessian(cols));
+                    pooled.reset();
+                    return pooled;
+                });
                 h.add(ops, input, tokens, currentSequences, scratch);
                 for (Linear r : readers) if (targets.contains(r)) byLinear.put(r, h);
             }, false);

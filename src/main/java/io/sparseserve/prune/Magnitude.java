@@ -11,31 +11,39 @@ import java.util.Arrays;
 public final class Magnitude {
     private Magnitude() {}
 
+    /** Prunes the first rows · cols elements of {@code w} (row-major) in place. */
     public static void prune(float[] w, int rows, int cols, SparsityPattern pattern) {
+        prune(w, rows, cols, pattern, new Workspace());
+    }
+
+    static void prune(float[] w, int rows, int cols, SparsityPattern pattern, Workspace ws) {
+        int n = rows * cols;
         switch (pattern) {
             case SparsityPattern.Unstructured u -> {
                 if (u.sparsity() == 0) return;
-                float[] mag = new float[w.length];
-                for (int i = 0; i < w.length; i++) mag[i] = Math.abs(w[i]);
-                float[] sorted = mag.clone();
-                Arrays.sort(sorted);
-                float thresh = sorted[(int) (w.length * u.sparsity())];
-                for (int i = 0; i < w.length; i++) if (mag[i] <= thresh) w[i] = 0f;
+                float[] sorted = ws.floats("magnitude.sorted", n);
+                for (int i = 0; i < n; i++) sorted[i] = Math.abs(w[i]);
+                Arrays.sort(sorted, 0, n);
+                float thresh = sorted[(int) (n * u.sparsity())];
+                for (int i = 0; i < n; i++) if (Math.abs(w[i]) <= thresh) w[i] = 0f;
             }
             case SparsityPattern.NM nm -> {
-                float[] score = new float[w.length];
-                for (int i = 0; i < w.length; i++) score[i] = Math.abs(w[i]);
-                pruneGroups(w, score, cols, nm);
+                float[] score = ws.floats("magnitude.score", n);
+                for (int i = 0; i < n; i++) score[i] = Math.abs(w[i]);
+                pruneGroups(w, score, n, cols, nm);
             }
         }
     }
 
-    /** Zeroes, in each group of M consecutive columns of each row, the M − N weights of lowest score (first on ties). */
-    static void pruneGroups(float[] w, float[] score, int cols, SparsityPattern.NM nm) {
+    /**
+     * Zeroes, in each group of M consecutive columns of each row of the first n elements, the M − N weights of lowest
+     * score (first on ties).
+     */
+    static void pruneGroups(float[] w, float[] score, int n, int cols, SparsityPattern.NM nm) {
         int m = nm.m(), drop = m - nm.n();
         if (cols % m != 0) throw new IllegalArgumentException("columns " + cols + " are not a multiple of M = " + m);
         boolean[] gone = new boolean[m];
-        for (int g = 0; g < w.length; g += m) {
+        for (int g = 0; g < n; g += m) {
             Arrays.fill(gone, false);
             for (int p = 0; p < drop; p++) {
                 int best = -1;

@@ -36,6 +36,11 @@ public final class SparseGpt {
      */
     public static Result prune(float[] w, int rows, int cols, HessianInverse.Factor f, SparsityPattern pattern,
                                int blocksize) {
+        return prune(w, rows, cols, f, pattern, blocksize, new Workspace());
+    }
+
+    static Result prune(float[] w, int rows, int cols, HessianInverse.Factor f, SparsityPattern pattern, int blocksize,
+                        Workspace ws) {
         if (f.n() != cols) throw new IllegalArgumentException("Hessian of " + f.n() + " columns for a matrix of " + cols);
         if (blocksize < 1) throw new IllegalArgumentException("blocksize must be >= 1, got " + blocksize);
         if (pattern instanceof SparsityPattern.NM nm && (blocksize % nm.m() != 0 || cols % nm.m() != 0)) {
@@ -43,25 +48,28 @@ public final class SparseGpt {
                     + nm.m());
         }
         double[] u = f.u();
-        double[] wd = new double[rows * cols];
-        for (int i = 0; i < wd.length; i++) wd[i] = w[i];
+        int size = rows * cols;
+        double[] wd = ws.doubles("sparsegpt.w", size);
+        for (int i = 0; i < size; i++) wd[i] = w[i];
         for (int c = 0; c < cols; c++) {
             if (f.dead()[c]) for (int r = 0; r < rows; r++) wd[r * cols + c] = 0;
         }
         double[] loss = new double[rows];
-        boolean[] mask = new boolean[rows * blocksize];
-        double[] err = new double[rows * blocksize];
+        boolean[] mask = ws.booleans("sparsegpt.mask", rows * blocksize);
+        double[] err = ws.doubles("sparsegpt.err", rows * blocksize);
         CpuPool pool = CpuPool.shared();
         for (int i1 = 0; i1 < cols; i1 += blocksize) {
             int i2 = Math.min(i1 + blocksize, cols), count = i2 - i1;
             final int b1 = i1;
-            if (pattern instanceof SparsityPattern.Unstructured us) unstructuredMask(wd, rows, cols, u, b1, count, us.sparsity(), mask);
+            if (pattern instanceof SparsityPattern.Unstructured us) {
+                unstructuredMask(wd, rows, cols, u, b1, count, us.sparsity(), mask, ws);
+            }
             pool.parallelFor(rows, 4, (r0, r1, t) -> {
                 for (int r = r0; r < r1; r++) pruneRowBlock(wd, r, cols, u, b1, count, pattern, mask, err, loss);
                 lazyUpdate(wd, r0, r1, cols, u, b1, count, err);
             });
         }
-        for (int i = 0; i < w.length; i++) w[i] = (float) wd[i];
+        for (int i = 0; i < size; i++) w[i] = (float) wd[i];
         double total = 0;
         for (double l : loss) total += l;
         return new Result(total, f.damp(), f.retries());
@@ -69,13 +77,13 @@ public final class SparseGpt {
 
     /** mask[r * count + j] for the block's columns: scores at or below the ⌊numel · S⌋-th smallest of the block. */
     static void unstructuredMask(double[] w, int rows, int cols, double[] u, int i1, int count, double sparsity,
-                                 boolean[] mask) {
+                                 boolean[] mask, Workspace ws) {
         int numel = rows * count;
         if (sparsity == 0) {
             Arrays.fill(mask, 0, numel, false);
             return;
         }
-        double[] score = new double[numel];
+        double[] score = ws.doubles("sparsegpt.score", numel);
         for (int r = 0; r < rows; r++) {
             for (int j = 0; j < count; j++) {
                 double d = u[(i1 + j) * cols + i1 + j];
@@ -83,8 +91,9 @@ public final class SparseGpt {
                 score[r * count + j] = v * v / (d * d);
             }
         }
-        double[] sorted = score.clone();
-        Arrays.sort(sorted);
+        double[] sorted = ws.doubles("sparsegpt.sorted", numel);
+        System.arraycopy(score, 0, sorted, 0, numel);
+        Arrays.sort(sorted, 0, numel);
         double thresh = sorted[(int) (numel * sparsity)];
         for (int i = 0; i < numel; i++) mask[i] = score[i] <= thresh;
     }

@@ -12,10 +12,16 @@ import java.util.Arrays;
 public final class Wanda {
     private Wanda() {}
 
+    /** Prunes the first rows · cols elements of {@code w} (row-major) in place. */
     public static void prune(float[] w, int rows, int cols, double[] hessianDiagonal, SparsityPattern pattern) {
+        prune(w, rows, cols, hessianDiagonal, pattern, new Workspace());
+    }
+
+    static void prune(float[] w, int rows, int cols, double[] hessianDiagonal, SparsityPattern pattern, Workspace ws) {
+        int size = rows * cols;
         float[] norm = new float[cols];
         for (int j = 0; j < cols; j++) norm[j] = (float) Math.sqrt(Math.max(0, hessianDiagonal[j]));
-        float[] score = new float[w.length];
+        float[] score = ws.floats("wanda.score", size);
         for (int r = 0; r < rows; r++) {
             for (int j = 0; j < cols; j++) score[r * cols + j] = Math.abs(w[r * cols + j]) * norm[j];
         }
@@ -32,7 +38,7 @@ public final class Wanda {
                     for (int p = 0; p < drop; p++) w[row + (int) keys[p]] = 0f;
                 }
             }
-            case SparsityPattern.NM nm -> Magnitude.pruneGroups(w, score, cols, nm);
+            case SparsityPattern.NM nm -> Magnitude.pruneGroups(w, score, size, cols, nm);
         }
     }
 }

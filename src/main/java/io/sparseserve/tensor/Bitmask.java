@@ -115,11 +115,11 @@ final class Bitmask {
         return out;
     }
 
-    /** The kept values of a [rows, cols] float matrix in row-major order, rounded to {@code dtype}, as stored bytes. */
+    /** The kept values of a [rows, cols] float matrix (keep.length elements) in row-major order, rounded to dtype. */
     static MemorySegment values(float[] w, boolean[] keep, long kept, DType dtype) {
         MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact(kept * dtype.bytes())]);
         long p = 0;
-        for (int i = 0; i < w.length; i++) if (keep[i]) DTypeConvert.setFloat(out, dtype, p++, w[i]);
+        for (int i = 0; i < keep.length; i++) if (keep[i]) DTypeConvert.setFloat(out, dtype, p++, w[i]);
         return out;
     }
 

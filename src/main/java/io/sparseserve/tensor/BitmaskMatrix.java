@@ -62,10 +62,13 @@ public final class BitmaskMatrix implements WeightMatrix {
         this.cols = cols;
     }
 
-    /** Compresses a row-major float matrix: its non-zero elements after rounding to {@code dtype} are kept. */
+    /**
+     * Compresses a row-major float matrix (the first rows · cols elements of {@code w}): its non-zero elements after
+     * rounding to {@code dtype} are kept.
+     */
     public static BitmaskMatrix fromDense(float[] w, int rows, int cols, DType dtype) {
-        if (w.length != rows * cols) throw new IllegalArgumentException(w.length + " values for [" + rows + ", " + cols + "]");
-        boolean[] keep = new boolean[w.length];
+        if (w.length < rows * cols) throw new IllegalArgumentException(w.length + " values for [" + rows + ", " + cols + "]");
+        boolean[] keep = new boolean[rows * cols];
         long kept = 0;
         MemorySegment rowOffsets = MemorySegment.ofArray(new byte[8 * rows]);
         for (int r = 0; r < rows; r++) {

@@ -59,16 +59,17 @@ public final class NmMatrix implements WeightMatrix {
     }
 
     /**
-     * Compresses a row-major float matrix with at most n non-zeros (after rounding to {@code dtype}) per group of m:
+     * Compresses a row-major float matrix (the first rows · cols elements of {@code w}) with at most n non-zeros (after rounding to {@code dtype}) per group of m:
      * per group the n largest magnitudes are kept, the first on ties (compressed-tensors keeps the top-2 of each 4, so
      * a kept weight that is 0 is stored as a value).
      */
     public static NmMatrix fromDense(float[] w, int rows, int cols, int n, int m, DType dtype) {
-        if (w.length != rows * cols) throw new IllegalArgumentException(w.length + " values for [" + rows + ", " + cols + "]");
+        if (w.length < rows * cols) throw new IllegalArgumentException(w.length + " values for [" + rows + ", " + cols + "]");
         if (cols % m != 0) throw new IllegalArgumentException("columns " + cols + " are not a multiple of M = " + m);
-        boolean[] keep = new boolean[w.length];
+        int size = rows * cols;
+        boolean[] keep = new boolean[size];
         float[] mag = new float[m];
-        for (int g = 0; g < w.length; g += m) {
+        for (int g = 0; g < size; g += m) {
             int nonZero = 0;
             for (int j = 0; j < m; j++) {
                 mag[j] = Math.abs(DTypeConvert.round(w[g + j], dtype));
@@ -85,7 +86,7 @@ public final class NmMatrix implements WeightMatrix {
             }
         }
         MemorySegment mask = MemorySegment.ofArray(Bitmask.pack(keep, rows, cols));
-        return new NmMatrix(Bitmask.values(w, keep, (long) w.length / m * n, dtype), mask, dtype, rows, cols, n, m);
+        return new NmMatrix(Bitmask.values(w, keep, (long) size / m * n, dtype), mask, dtype, rows, cols, n, m);
     }
 
     @Override
