@@ -13,6 +13,15 @@ public interface Backend {
     /** y[t, r] = sum_k x[t, k] W[r, k] + bias[r] for t in [0, tokens). */
     void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias);
 
+    /**
+     * y_i = x W_i^T + bias_i for the first {@code count} matrices of {@code ws}, which read the same input x (a
+     * layer's q, k and v; or gate and up), each y_i written at offset 0: one call, so that a backend can run them as
+     * one pass. biases[i] may be null.
+     */
+    default void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases) {
+        for (int i = 0; i < count; i++) matmul(ws[i], x, 0, tokens, ys[i], 0, biases[i]);
+    }
+
     void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps);
 
     void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps);
@@ -20,7 +29,10 @@ public interface Backend {
     /** Rotate-half rotary embedding in place on {@code heads} heads of each token row of width stride. */
     void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin);
 
-    /** Causal attention of the batch's queries over the paged KV cache of one layer. */
+    /**
+     * Causal attention of the batch's queries over the paged KV cache of one layer, whose blocks are laid out
+     * [kvHeads][blockSize][headDim].
+     */
     void attention(AttentionLayout layout, float[] q, float[] kCache, float[] vCache, float[] out);
 
     /** gate = silu(gate) * up. */

@@ -1,13 +1,17 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CopyBandwidth;
+import io.sparseserve.backend.cpu.MemoryBandwidth;
 import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.backend.cpu.CpuPool;
 import io.sparseserve.engine.Benchmark;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.tensor.MemoryStats;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -18,7 +22,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import java.io.PrintWriter;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure decode and prefill speed against this machine's memory copy bandwidth, in one run.")
+        description = "Measure decode and prefill speed against this machine's memory bandwidth, in one run.")
 final class BenchCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
@@ -27,8 +31,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet).")
     String device;
 
-    @Option(names = "--new-tokens", defaultValue = "64", description = "Decode steps timed (after 8 warm-up steps).")
+    @Option(names = "--new-tokens", defaultValue = "64", description = "Decode steps timed in each round.")
     int newTokens;
+
+    @Option(names = "--rounds", defaultValue = "5",
+            description = "Rounds of (copy bandwidth, read bandwidth, decode) measured in turn; the medians are reported.")
+    int rounds;
 
     @Option(names = "--batch", defaultValue = "1", description = "Sequences decoding together.")
     int batch;
@@ -50,39 +58,76 @@ final class BenchCommand implements Callable<Integer> {
         if (batch < 1 || batch > 1024) throw new InvalidInputException("--batch must be in [1, 1024], got " + batch);
         if (promptTokens < 1) throw new InvalidInputException("--prompt-tokens must be >= 1, got " + promptTokens);
         if (copyMb < 16) throw new InvalidInputException("--copy-mb must be >= 16, got " + copyMb);
+        if (rounds < 1 || rounds > 100) throw new InvalidInputException("--rounds must be in [1, 100], got " + rounds);
         try (Model m = model.load()) {
             long rssBefore = MemoryStats.residentBytes();
             Benchmark bench = new Benchmark(m, new CpuBackend(m.config().maxPositions()));
-            bench.decode(batch, 8, 8); // JIT warm-up of every kernel
+            // Warm-up until the JIT has compiled every kernel: a fixed number of steps is not enough on a slow machine.
+            long warmEnd = System.nanoTime() + 3_000_000_000L;
+            do bench.decode(batch, 16, 0); while (System.nanoTime() < warmEnd);
             bench.prefill(Math.min(promptTokens, m.config().maxPositions()), 1);
             long rssLoaded = MemoryStats.residentBytes();
-            double copy = CopyBandwidth.measure(CpuPool.shared(), (long) copyMb << 20, 5);
-            Benchmark.Decode d = bench.decode(batch, newTokens, 8);
+            // This machine's bandwidth drifts by tens of percent within a minute, so copy, read and decode are measured
+            // in alternating rounds and the medians compared: all three then saw the same range of conditions, and one
+            // outlying round (copy once read 76 GB/s between rounds of 50) does not decide the result.
+            List<MemorySegment> streamed = bench.streamedSegments();
+            double[] copy = new double[rounds], read = new double[rounds], decode = new double[rounds];
+            List<Map<String, Object>> perRound = new ArrayList<>();
+            long bytesPerStep = bench.streamedBytesPerStep();
+            for (int r = 0; r < rounds; r++) {
+                copy[r] = MemoryBandwidth.copy(CpuPool.shared(), (long) copyMb << 20, 3) / 1e9;
+                read[r] = MemoryBandwidth.read(CpuPool.shared(), streamed, 3) / 1e9;
+                decode[r] = bench.decode(batch, newTokens, 4).tokensPerSecond();
+                Map<String, Object> round = new LinkedHashMap<>();
+                round.put("copy_gbps", copy[r]);
+                round.put("read_gbps", read[r]);
+                round.put("decode_weight_gbps", bytesPerStep * (decode[r] / batch) / 1e9);
+                perRound.add(round);
+            }
             Benchmark.Prefill p = bench.prefill(promptTokens, 3);
-            double decodeGbps = d.bytesPerStep() * (d.tokensPerSecond() / batch) / 1e9;
+            double tokensPerSecond = median(decode), copyGbps = median(copy), readGbps = median(read);
+            double decodeGbps = bytesPerStep * (tokensPerSecond / batch) / 1e9;
             Map<String, Object> result = new LinkedHashMap<>();
             result.put("device", "cpu");
             result.put("threads", CpuPool.shared().threads());
             result.put("batch", batch);
-            result.put("decode_tokens_per_s", d.tokensPerSecond());
+            result.put("decode_tokens_per_s", tokensPerSecond);
             result.put("decode_weight_gbps", decodeGbps);
-            result.put("copy_gbps", copy / 1e9);
-            result.put("decode_bandwidth_ratio", decodeGbps / (copy / 1e9));
+            result.put("copy_gbps", copyGbps);
+            result.put("decode_bandwidth_ratio", decodeGbps / copyGbps);
+            result.put("read_gbps", readGbps);
+            result.put("decode_read_ratio", decodeGbps / readGbps);
             result.put("prefill_tokens", p.tokens());
             result.put("prefill_tokens_per_s", p.tokensPerSecond());
             result.put("prefill_gflops", p.flops() / p.seconds() / 1e9);
             result.put("weight_bytes", m.weightBytes());
             result.put("dense_equivalent_bytes", m.denseEquivalentBytes());
-            result.put("streamed_bytes_per_token", d.bytesPerStep());
+            result.put("streamed_bytes_per_token", bytesPerStep);
             result.put("rss_bytes", rssLoaded);
             result.put("rss_before_bench_bytes", rssBefore);
             result.put("rss_over_weights_bytes", rssLoaded - m.weightBytes());
+            result.put("rounds", perRound);
             if (json) {
                 Json.print(out, result);
             } else {
-                result.forEach((k, v) -> out.printf("%-28s %s%n", k, v instanceof Double x ? String.format("%.3f", x) : v));
+                result.forEach((k, v) -> out.printf("%-28s %s%n", k, v instanceof Double x ? String.format("%.3f", x)
+                        : v instanceof List<?> l ? l.stream().map(BenchCommand::brief).toList() : v));
             }
         }
         return 0;
+    }
+
+    /** The median of a few values (the mean of the middle two for an even count). */
+    static double median(double[] values) {
+        double[] v = values.clone();
+        Arrays.sort(v);
+        int n = v.length;
+        return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+
+    private static String brief(Object round) {
+        StringBuilder b = new StringBuilder();
+        ((Map<?, ?>) round).forEach((k, v) -> b.append(b.isEmpty() ? "" : " ").append(k).append('=').append(String.format("%.1f", (Double) v)));
+        return b.toString();
     }
 }

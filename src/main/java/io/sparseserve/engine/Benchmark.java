@@ -4,6 +4,9 @@ import io.sparseserve.backend.Backend;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
 import io.sparseserve.model.ModelWeights;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
@@ -82,6 +85,16 @@ public final class Benchmark {
         }
         table.release();
         return new Prefill(tokens, best, tokens / best, prefillFlops(tokens));
+    }
+
+    /** The memory of every matrix a decode step reads ({@link #streamedBytesPerStep} in all), in the order it reads them. */
+    public List<MemorySegment> streamedSegments() {
+        List<MemorySegment> segments = new ArrayList<>();
+        for (ModelWeights.Layer l : model.weights().layers()) {
+            for (ModelWeights.Linear lin : l.linears()) segments.addAll(lin.weight().segments());
+        }
+        segments.addAll(model.weights().lmHead().segments());
+        return segments;
     }
 
     /** Weight bytes one decode step reads: every layer's matrices and the head (the embedding is a row lookup). */

@@ -4,7 +4,8 @@ import io.sparseserve.model.ModelConfig;
 
 /**
  * A paged KV cache (as in vLLM's PagedAttention): per layer, one array of fixed-size blocks of keys and one of
- * values, each slot kvDim floats. Sequences own blocks through {@link BlockTable}s, so memory is bounded by a
+ * values. A block holds blockSize positions laid out head-major, [kvHeads][blockSize][headDim], so that attention
+ * reads one head's keys and values of a block as one contiguous run. Sequences own blocks through {@link BlockTable}s, so memory is bounded by a
  * budget instead of by the longest possible sequence, and freed blocks are reused at once.
  */
 public final class KvCache {
@@ -12,14 +13,18 @@ public final class KvCache {
 
     private final int layers;
     private final int kvDim;
+    private final int kvHeads;
+    private final int headDim;
     private final int blockSize;
     private final float[][] keys;
     private final float[][] values;
     private final KvBlockAllocator allocator;
 
-    public KvCache(int layers, int kvDim, int blockSize, int blocks) {
+    public KvCache(int layers, int kvHeads, int headDim, int blockSize, int blocks) {
         this.layers = layers;
-        this.kvDim = kvDim;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.kvDim = kvHeads * headDim;
         this.blockSize = blockSize;
         this.keys = new float[layers][];
         this.values = new float[layers][];
@@ -36,12 +41,12 @@ public final class KvCache {
     public static KvCache forBudget(ModelConfig c, long bytes, int blockSize) {
         long perBlock = bytesPerToken(c) * blockSize;
         int blocks = (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / perBlock));
-        return new KvCache(c.layers(), c.kvDim(), blockSize, blocks);
+        return new KvCache(c.layers(), c.kvHeads(), c.headDim(), blockSize, blocks);
     }
 
     /** A cache that holds {@code tokens} positions in total. */
     public static KvCache forTokens(ModelConfig c, int tokens) {
-        return new KvCache(c.layers(), c.kvDim(), DEFAULT_BLOCK_SIZE, (tokens + DEFAULT_BLOCK_SIZE - 1) / DEFAULT_BLOCK_SIZE);
+        return new KvCache(c.layers(), c.kvHeads(), c.headDim(), DEFAULT_BLOCK_SIZE, (tokens + DEFAULT_BLOCK_SIZE - 1) / DEFAULT_BLOCK_SIZE);
     }
 
     public static long bytesPerToken(ModelConfig c) {
@@ -56,9 +61,12 @@ public final class KvCache {
     void store(int layer, float[] k, float[] v, int tokens, int[] positions, int[] tokenSeq, int[][] tables) {
         for (int t = 0; t < tokens; t++) {
             int p = positions[t];
-            int slot = tables[tokenSeq[t]][p / blockSize] * blockSize + p % blockSize;
-            System.arraycopy(k, t * kvDim, keys[layer], slot * kvDim, kvDim);
-            System.arraycopy(v, t * kvDim, values[layer], slot * kvDim, kvDim);
+            int block = tables[tokenSeq[t]][p / blockSize], offset = p % blockSize;
+            for (int h = 0; h < kvHeads; h++) {
+                int to = ((block * kvHeads + h) * blockSize + offset) * headDim;
+                System.arraycopy(k, t * kvDim + h * headDim, keys[layer], to, headDim);
+                System.arraycopy(v, t * kvDim + h * headDim, values[layer], to, headDim);
+            }
         }
     }
 

@@ -10,6 +10,7 @@ import io.sparseserve.model.ModelWeights.Linear;
 import io.sparseserve.model.ModelWeights.Mlp;
 import io.sparseserve.model.ModelWeights.Norm;
 import io.sparseserve.model.ModelWeights.Positions;
+import io.sparseserve.tensor.WeightMatrix;
 import java.util.List;
 
 /**
@@ -32,6 +33,11 @@ public final class Transformer {
     private final float[] att;
     private final float[] hb;
     private final float[] hb2;
+    // The matrices of one fused pass (q, k, v or gate, up), filled per layer: no allocation per step.
+    private final WeightMatrix[] passWeights = new WeightMatrix[3];
+    private final float[][] passBiases = new float[3][];
+    private final float[][] qkvOut;
+    private final float[][] gateUpOut;
 
     public Transformer(Model model, Backend ops, int maxTokens) {
         this.c = model.config();
@@ -47,6 +53,8 @@ public final class Transformer {
         att = new float[maxTokens * c.qDim()];
         hb = new float[maxTokens * c.intermediate()];
         hb2 = new float[maxTokens * c.intermediate()];
+        qkvOut = new float[][] {q, k, v};
+        gateUpOut = new float[][] {hb, hb2};
     }
 
     public ModelConfig config() {
@@ -96,9 +104,7 @@ public final class Transformer {
                 c.heads(), c.kvHeads(), c.headDim());
         norm(layer.attnNorm(), x, xb, n);
         if (observer != null) observer.observe(List.of(layer.q(), layer.k(), layer.v()), xb, n);
-        linear(layer.q(), xb, n, q);
-        linear(layer.k(), xb, n, k);
-        linear(layer.v(), xb, n, v);
+        linears(xb, n, qkvOut, layer.q(), layer.k(), layer.v());
         if (w.positions() instanceof Positions.Rotary r) {
             ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), b.positions, r.cos(), r.sin());
             ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), b.positions, r.cos(), r.sin());
@@ -113,8 +119,7 @@ public final class Transformer {
         switch (layer.mlp()) {
             case Mlp.Gated g -> {
                 if (observer != null) observer.observe(List.of(g.gate(), g.up()), xb, n);
-                linear(g.gate(), xb, n, hb);
-                linear(g.up(), xb, n, hb2);
+                linears(xb, n, gateUpOut, g.gate(), g.up(), null);
                 ops.siluMul(hb, hb2, n * c.intermediate());
                 if (observer != null) observer.observe(List.of(g.down()), hb, n);
                 linear(g.down(), hb, n, xb);
@@ -158,5 +163,20 @@ public final class Transformer {
 
     private void linear(Linear lin, float[] in, int n, float[] out) {
         ops.matmul(lin.weight(), in, 0, n, out, 0, lin.bias());
+    }
+
+    /** Two or three linears of the same input in one backend call (c null for two). */
+    private void linears(float[] in, int n, float[][] outs, Linear a, Linear b, Linear c) {
+        int count = c == null ? 2 : 3;
+
+        passWeights[0] = a.weight();
+        passWeights[1] = b.weight();
+        passBiases[0] = a.bias();
+        passBiases[1] = b.bias();
+        if (c != null) {
+            passWeights[2] = c.weight();
+            passBiases[2] = c.bias();
+        }
+        ops.matmul(passWeights, count, in, n, outs, passBiases);
     }
 }

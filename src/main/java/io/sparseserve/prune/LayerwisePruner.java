@@ -296,7 +296,7 @@ public final class LayerwisePruner {
             this.hidden = new float[cal.nsamples()][seqLen * c.hidden()];
             this.tf = new Transformer(model, ops, perBatch * seqLen);
             int blocksPerSeq = (seqLen + KvCache.DEFAULT_BLOCK_SIZE - 1) / KvCache.DEFAULT_BLOCK_SIZE;
-            this.cache = new KvCache(1, c.kvDim(), KvCache.DEFAULT_BLOCK_SIZE, perBatch * blocksPerSeq);
+            this.cache = new KvCache(1, c.kvHeads(), c.headDim(), KvCache.DEFAULT_BLOCK_SIZE, perBatch * blocksPerSeq);
             this.batch = new Batch(perBatch * seqLen, perBatch);
             this.tables = new BlockTable[perBatch];
             for (int i = 0; i < perBatch; i++) tables[i] = cache.newTable();

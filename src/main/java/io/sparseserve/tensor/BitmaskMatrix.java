@@ -1,6 +1,7 @@
 package io.sparseserve.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
@@ -105,6 +106,11 @@ public final class BitmaskMatrix implements WeightMatrix {
     }
 
     /** Kept values, the bitmask and the row offsets: what the layout stores. */
+    @Override
+    public List<MemorySegment> segments() {
+        return List.of(values, bitmask, rowOffsets);
+    }
+
     @Override
     public long bytes() {
         return values.byteSize() + bitmask.byteSize() + rowOffsets.byteSize();

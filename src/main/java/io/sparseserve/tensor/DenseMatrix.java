@@ -1,6 +1,7 @@
 package io.sparseserve.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /** A dense matrix over memory-mapped bytes in F32, F16 or BF16; the bytes are never copied or widened. */
 public record DenseMatrix(MemorySegment data, DType dtype, int rows, int cols) implements WeightMatrix {
@@ -25,6 +26,11 @@ public record DenseMatrix(MemorySegment data, DType dtype, int rows, int cols) i
     @Override
     public String format() {
         return "dense";
+    }
+
+    @Override
+    public List<MemorySegment> segments() {
+        return List.of(data);
     }
 
     @Override

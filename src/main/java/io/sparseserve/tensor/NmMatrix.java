@@ -1,6 +1,7 @@
 package io.sparseserve.tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * A semi-structured N:M sparse matrix: in every group of M consecutive columns of a row exactly N values are kept.
@@ -116,6 +117,11 @@ public final class NmMatrix implements WeightMatrix {
     @Override
     public String format() {
         return n == 2 && m == 4 ? "sparse-24-bitmask" : "sparse-" + n + "-" + m + "-bitmask";
+    }
+
+    @Override
+    public List<MemorySegment> segments() {
+        return List.of(values, bitmask);
     }
 
     @Override

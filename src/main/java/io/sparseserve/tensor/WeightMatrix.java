@@ -1,5 +1,8 @@
 package io.sparseserve.tensor;
 
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
 /**
  * A weight matrix of {@code rows} output features by {@code cols} input features (Hugging Face / PyTorch
  * {@code nn.Linear} layout), in one storage format. Kernels never read a format directly: they ask it to decode a
@@ -20,6 +23,9 @@ public sealed interface WeightMatrix permits DenseMatrix, BitmaskMatrix, NmMatri
 
     /** Bytes this matrix occupies in memory (values plus any index structures). */
     long bytes();
+
+    /** The memory it occupies, {@link #bytes} in all: what a product with one vector has to stream. */
+    List<MemorySegment> segments();
 
     /** Bytes the same matrix would take stored dense in its dtype. */
     default long denseBytes() {

@@ -5,6 +5,7 @@ import io.sparseserve.tensor.DenseMatrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicLongArray;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -30,7 +31,7 @@ final class Bf16Gemv {
 
     private Bf16Gemv() {}
 
-    /** Dense BF16 with an even width: every step, one token ({@link #rows}) or several ({@link #rowsBatched}). */
+    /** Dense BF16 with an even width: every step, one token ({@link Decode}) or several ({@link #rowsBatched}). */
     static boolean appliesBatched(Object w) {
         return w instanceof DenseMatrix d && d.dtype() == DType.BF16 && d.cols() % 2 == 0;
     }
@@ -52,22 +53,134 @@ final class Bf16Gemv {
         }
     }
 
-    /** y[yOff + r] = W[r, :] . x + bias[r] for rows [r0, r1). */
-    static void rows(DenseMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r0, int r1) {
-        MemorySegment seg = w.data();
-        int cols = w.cols();
-        int r = r0;
-        for (; r + ROWS <= r1; r += ROWS) panel(seg, cols, xe, xo, y, yOff + r, r);
-        for (; r < r1; r++) y[yOff + r] = row(seg, cols, xe, xo, r);
-        if (bias != null) {
-            for (int i = r0; i < r1; i++) y[yOff + i] += bias[i];
+    /**
+     * y_m[r] = W_m[r, :] . x + bias_m[r] for one token and one or more matrices that read the same x (a layer's q, k
+     * and v, or gate and up), as one parallel pass. Each thread owns a contiguous range of rows of every matrix, cut
+     * into four equal parts, and a panel takes one row from each part: four long sequential streams, which the
+     * hardware prefetchers follow far ahead (four neighbouring rows look like one short stream per row and left
+     * decode at half the memory's speed). A thread takes panels from the front of its own ranges and, once those are
+     * done, steals from the back of the others': a thread that the machine slowed down or started late does not hold
+     * up the step, and the matrices of one pass share a single start and a single barrier.
+     */
+    static final class Decode implements CpuPool.RangeTask {
+        static final int MAX_MATRICES = 4;
+        private static final int PAD = 16; // longs between two threads' claims: a cache line each, and then some
+        private final int threads;
+        private final AtomicLongArray claims;
+        private final DenseMatrix[] w = new DenseMatrix[MAX_MATRICES];
+        private final float[][] y = new float[MAX_MATRICES][];
+        private final float[][] bias = new float[MAX_MATRICES][];
+        private final int[] yOff = new int[MAX_MATRICES];
+        private final int[][] start;   // [matrix][thread]: first row of the thread's range; [threads] = rows
+        private final int[][] quarter; // [matrix][thread]: panels in the range (a quarter of its rows)
+        private int count;
+        private float[] xe, xo;
+
+        Decode(int threads) {
+            this.threads = threads;
+            this.claims = new AtomicLongArray(threads * PAD);
+            this.start = new int[MAX_MATRICES][threads + 1];
+            this.quarter = new int[MAX_MATRICES][threads];
+        }
+
+        int threads() {
+            return threads;
+        }
+
+        /** Sets up one product; then {@code pool.parallelFor(threads(), this)}. */
+        Decode prepare(DenseMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias) {
+            this.w[0] = w;
+            this.y[0] = y;
+            this.yOff[0] = yOff;
+            this.bias[0] = bias;
+            return prepare(1, xe, xo);
+        }
+
+        /** Sets up the products of ws[0..count) with the same x; then {@code pool.parallelFor(threads(), this)}. */
+        Decode prepare(DenseMatrix[] ws, float[][] ys, float[][] biases, int count, float[] xe, float[] xo) {
+            for (int m = 0; m < count; m++) {
+                w[m] = ws[m];
+                y[m] = ys[m];
+                yOff[m] = 0;
+                bias[m] = biases[m];
+            }
+            return prepare(count, xe, xo);
+        }
+
+        private Decode prepare(int count, float[] xe, float[] xo) {
+            this.count = count;
+            this.xe = xe;
+            this.xo = xo;
+            for (int t = 0; t < threads; t++) claims.set(t * PAD, 0);
+            for (int m = 0; m < count; m++) {
+                int rows = w[m].rows();
+                for (int t = 0; t < threads; t++) start[m][t] = (int) ((long) rows * t / threads) & ~(ROWS - 1);
+                start[m][threads] = rows;
+                for (int t = 0; t < threads; t++) {
+                    quarter[m][t] = (start[m][t + 1] - start[m][t]) / ROWS;
+                    claims.set(t * PAD, claims.get(t * PAD) + quarter[m][t]); // front 0, back = the thread's panels
+                }
+            }
+            return this;
+        }
+
+        /** Thread {@code thread} runs its own ranges, then helps the others; [t0, t1) has every thread run inline. */
+        @Override
+        public void run(int t0, int t1, int thread) {
+            for (int t = t0; t < t1; t++) {
+                // The rows past the last full panel, by their owner.
+                for (int m = 0; m < count; m++) {
+                    MemorySegment seg = w[m].data();
+                    for (int r = start[m][t] + ROWS * quarter[m][t]; r < start[m][t + 1]; r++) {
+                        float v = row(seg, w[m].cols(), xe, xo, r);
+                        y[m][yOff[m] + r] = bias[m] == null ? v : v + bias[m][r];
+                    }
+                }
+                int i;
+                while ((i = claimFront(t)) >= 0) panel(t, i);
+            }
+            for (int k = 1; k < threads; k++) {
+                int u = (t0 + k) % threads;
+                int i;
+                while ((i = claimBack(u)) >= 0) panel(u, i);
+            }
+        }
+
+        /** Panel i of thread t's ranges, counted over its matrices in order. */
+        private void panel(int t, int i) {
+            int m = 0;
+            while (i >= quarter[m][t]) {
+                i -= quarter[m][t];
+                m++;
+            }
+            Bf16Gemv.panel(w[m].data(), w[m].cols(), xe, xo, y[m], yOff[m], bias[m], start[m][t] + i, quarter[m][t]);
+        }
+
+        /** The next panel from the front of thread t's ranges, or -1; the claim packs (front << 32) | back. */
+        private int claimFront(int t) {
+            while (true) {
+                long c = claims.get(t * PAD);
+                int front = (int) (c >>> 32), back = (int) c;
+                if (front >= back) return -1;
+                if (claims.compareAndSet(t * PAD, c, c + (1L << 32))) return front;
+            }
+        }
+
+        private int claimBack(int t) {
+            while (true) {
+                long c = claims.get(t * PAD);
+                int front = (int) (c >>> 32), back = (int) c;
+                if (front >= back) return -1;
+                if (claims.compareAndSet(t * PAD, c, c - 1)) return back - 1;
+            }
         }
     }
 
-    /** Four rows at once, sharing the loads of x. Kept small so the JIT inlines every vector operation. */
-    private static void panel(MemorySegment seg, int cols, float[] xe, float[] xo, float[] y, int yo, int r) {
+    /** Rows r, r + q, r + 2q, r + 3q at once, sharing the loads of x. Small enough for the JIT to inline it all. */
+    private static void panel(MemorySegment seg, int cols, float[] xe, float[] xo, float[] y, int yOff, float[] bias,
+                              int r, int q) {
         int half = cols / 2, bound = I.loopBound(half);
-        long rowBytes = 2L * cols, o = r * rowBytes;
+        long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
         for (int k = 0; k < bound; k += I.length()) {
             FloatVector ve = FloatVector.fromArray(F, xe, k), vo = FloatVector.fromArray(F, xo, k);
@@ -75,20 +188,31 @@ final class Bf16Gemv {
             IntVector v = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
             e0 = even(v).fma(ve, e0);
             d0 = odd(v).fma(vo, d0);
-            v = IntVector.fromMemorySegment(I, seg, off + rowBytes, ByteOrder.LITTLE_ENDIAN);
+            v = IntVector.fromMemorySegment(I, seg, off + s, ByteOrder.LITTLE_ENDIAN);
             e1 = even(v).fma(ve, e1);
             d1 = odd(v).fma(vo, d1);
-            v = IntVector.fromMemorySegment(I, seg, off + 2 * rowBytes, ByteOrder.LITTLE_ENDIAN);
+            v = IntVector.fromMemorySegment(I, seg, off + 2 * s, ByteOrder.LITTLE_ENDIAN);
             e2 = even(v).fma(ve, e2);
             d2 = odd(v).fma(vo, d2);
-            v = IntVector.fromMemorySegment(I, seg, off + 3 * rowBytes, ByteOrder.LITTLE_ENDIAN);
+            v = IntVector.fromMemorySegment(I, seg, off + 3 * s, ByteOrder.LITTLE_ENDIAN);
             e3 = even(v).fma(ve, e3);
             d3 = odd(v).fma(vo, d3);
         }
-        y[yo] = e0.add(d0).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
-        y[yo + 1] = e1.add(d1).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, bound, half);
-        y[yo + 2] = e2.add(d2).reduceLanes(VectorOperators.ADD) + tail(seg, o + 2 * rowBytes, xe, xo, bound, half);
-        y[yo + 3] = e3.add(d3).reduceLanes(VectorOperators.ADD) + tail(seg, o + 3 * rowBytes, xe, xo, bound, half);
+        // Sum, tail, then bias: the order rowsBatched uses, so that a token's result does not depend on its batch.
+        float y0 = e0.add(d0).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
+        float y1 = e1.add(d1).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, bound, half);
+        float y2 = e2.add(d2).reduceLanes(VectorOperators.ADD) + tail(seg, o + 2 * s, xe, xo, bound, half);
+        float y3 = e3.add(d3).reduceLanes(VectorOperators.ADD) + tail(seg, o + 3 * s, xe, xo, bound, half);
+        if (bias != null) {
+            y0 += bias[r];
+            y1 += bias[r + q];
+            y2 += bias[r + 2 * q];
+            y3 += bias[r + 3 * q];
+        }
+        y[yOff + r] = y0;
+        y[yOff + r + q] = y1;
+        y[yOff + r + 2 * q] = y2;
+        y[yOff + r + 3 * q] = y3;
     }
 
     private static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
@@ -115,17 +239,18 @@ final class Bf16Gemv {
                             int r0, int r1) {
         MemorySegment seg = w.data();
         int rows = w.rows(), cols = w.cols(), half = cols / 2;
-        int r = r0;
-        for (; r + 2 <= r1; r += 2) {
+        // Rows r and r + q share a tile: two long streams through memory, as in rows().
+        int q = (r1 - r0) / 2;
+        for (int r = r0; r < r0 + q; r++) {
             int t = 0;
-            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r);
-            for (; t + 2 <= tokens; t += 2) tile2x2(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r);
+            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q);
+            for (; t + 2 <= tokens; t += 2) tile2x2(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q);
             for (; t < tokens; t++) {
                 y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
-                y[yOff + t * rows + r + 1] = row(seg, cols, xe, xo, t * half, r + 1);
+                y[yOff + t * rows + r + q] = row(seg, cols, xe, xo, t * half, r + q);
             }
         }
-        for (; r < r1; r++) {
+        for (int r = r0 + 2 * q; r < r1; r++) {
             for (int t = 0; t < tokens; t++) y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
         }
         if (bias != null) {
@@ -135,17 +260,18 @@ final class Bf16Gemv {
         }
     }
 
-    /** Rows r, r + 1 times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
-    private static void tile2x4(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys, int r) {
+    /** Rows r, r + q times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
+    private static void tile2x4(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
+                                int r, int q) {
         int half = cols / 2, bound = I.loopBound(half);
-        long rowBytes = 2L * cols, o = r * rowBytes;
+        long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         int x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
         FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
         for (int k = 0; k < bound; k += I.length()) {
             long off = o + 4L * k;
             IntVector v0 = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
-            IntVector v1 = IntVector.fromMemorySegment(I, seg, off + rowBytes, ByteOrder.LITTLE_ENDIAN);
+            IntVector v1 = IntVector.fromMemorySegment(I, seg, off + s, ByteOrder.LITTLE_ENDIAN);
             FloatVector we0 = even(v0), wo0 = odd(v0), we1 = even(v1), wo1 = odd(v1);
             FloatVector ve = FloatVector.fromArray(F, xe, x0 + k), vo = FloatVector.fromArray(F, xo, x0 + k);
             e00 = we0.fma(ve, e00);
@@ -171,21 +297,22 @@ final class Bf16Gemv {
             e13 = we1.fma(ve, e13);
             d13 = wo1.fma(vo, d13);
         }
-        long o1 = o + rowBytes;
+        long o1 = o + s;
         y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
         y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
         y[yo + 2 * ys] = e02.add(d02).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x2, bound, half);
         y[yo + 3 * ys] = e03.add(d03).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + 1] = e12.add(d12).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + 1] = e13.add(d13).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x3, bound, half);
+        y[yo + q] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + q] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + q] = e12.add(d12).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + q] = e13.add(d13).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x3, bound, half);
     }
 
-    /** Rows r, r + 1 times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
-    private static void tile2x2(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys, int r) {
+    /** Rows r, r + q times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
+    private static void tile2x2(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
+                                int r, int q) {
         int half = cols / 2, bound = I.loopBound(half);
-        long rowBytes = 2L * cols, o = r * rowBytes;
+        long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         int x1 = x0 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e10 = e00, d10 = e00, e11 = e00, d11 = e00;
         for (int k = 0; k < bound; k += I.length()) {
@@ -198,7 +325,7 @@ final class Bf16Gemv {
             d00 = wo.fma(vo0, d00);
             e01 = we.fma(ve1, e01);
             d01 = wo.fma(vo1, d01);
-            v = IntVector.fromMemorySegment(I, seg, off + rowBytes, ByteOrder.LITTLE_ENDIAN);
+            v = IntVector.fromMemorySegment(I, seg, off + s, ByteOrder.LITTLE_ENDIAN);
             we = even(v);
             wo = odd(v);
             e10 = we.fma(ve0, e10);
@@ -208,8 +335,8 @@ final class Bf16Gemv {
         }
         y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
         y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 1] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x0, bound, half);
-        y[yo + ys + 1] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o + rowBytes, xe, xo, x1, bound, half);
+        y[yo + q] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, x0, bound, half);
+        y[yo + ys + q] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, x1, bound, half);
     }
 
     /** {@link #row} for the token whose halves start at xOff. */

@@ -2,6 +2,7 @@ package io.sparseserve.backend.cpu;
 
 import io.sparseserve.backend.Backend.AttentionLayout;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -22,8 +23,8 @@ public final class CpuAttention {
     }
 
     /**
-     * q: [tokens, heads * headDim]; kCache, vCache: [slots, kvHeads * headDim] where slot = block * blockSize +
-     * offset; out: [tokens, heads * headDim].
+     * q: [tokens, heads * headDim]; kCache, vCache: blocks of [kvHeads][blockSize][headDim] (one head's keys of a block
+     * are contiguous, so a head reads its keys and values as long sequential runs); out: [tokens, heads * headDim].
      */
     public void attend(AttentionLayout l, float[] q, float[] kCache, float[] vCache, float[] out) {
         int pairs = l.tokens() * l.heads();
@@ -37,39 +38,54 @@ public final class CpuAttention {
 
     private static void attendOne(AttentionLayout l, int t, int h, float scale, float[] q, float[] kCache, float[] vCache,
                                   float[] out, float[] sc) {
-        int d = l.headDim();
-        int qDim = l.heads() * d, kvDim = l.kvHeads() * d;
-        int kvh = h / (l.heads() / l.kvHeads());
+        int d = l.headDim(), kvHeads = l.kvHeads();
+        int qDim = l.heads() * d;
+        int kvh = h / (l.heads() / kvHeads);
         int qo = t * qDim + h * d;
         int[] table = l.blockTables()[l.tokenSeq()[t]];
         int bs = l.blockSize();
         int n = l.positions()[t] + 1;
         float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) {
-            int ko = (table[j / bs] * bs + j % bs) * kvDim + kvh * d;
-            float s = CpuMatmul.dot(q, qo, kCache, ko, d) * scale;
-            sc[j] = s;
-            if (s > max) max = s;
+        for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
+            int base = (table[bi] * kvHeads + kvh) * bs * d;
+            for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
+                float s = CpuMatmul.dot(q, qo, kCache, base + o * d, d) * scale;
+                sc[b0 + o] = s;
+                if (s > max) max = s;
+            }
         }
-        float sum = 0f;
-        for (int j = 0; j < n; j++) {
+        // Softmax weights a vector at a time (the vector exp is within an ulp of Math.exp and far cheaper than it).
+        FloatVector vmax = FloatVector.broadcast(F, max), vsum = FloatVector.zero(F);
+        int nb = F.loopBound(n), j = 0;
+        for (; j < nb; j += F.length()) {
+            FloatVector e = FloatVector.fromArray(F, sc, j).sub(vmax).lanewise(VectorOperators.EXP);
+            e.intoArray(sc, j);
+            vsum = vsum.add(e);
+        }
+        float sum = vsum.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
             float e = (float) Math.exp(sc[j] - max);
             sc[j] = e;
             sum += e;
         }
         float inv = 1f / sum;
         int oo = t * qDim + h * d;
-        java.util.Arrays.fill(out, oo, oo + d, 0f);
-        int bound = F.loopBound(d);
-        for (int j = 0; j < n; j++) {
-            float p = sc[j] * inv;
-            int vo = (table[j / bs] * bs + j % bs) * kvDim + kvh * d;
-            int i = 0;
-            for (; i < bound; i += F.length()) {
-                FloatVector.fromArray(F, vCache, vo + i).fma(FloatVector.broadcast(F, p), FloatVector.fromArray(F, out, oo + i))
-                        .intoArray(out, oo + i);
+        // out = sum_j p_j v_j, one vector of output dimensions at a time, its sum kept in a register over all j.
+        int bound = F.loopBound(d), i = 0;
+        for (; i < bound; i += F.length()) {
+            FloatVector acc = FloatVector.zero(F);
+            for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
+                int base = (table[bi] * kvHeads + kvh) * bs * d + i;
+                for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
+                    acc = FloatVector.fromArray(F, vCache, base + o * d).fma(FloatVector.broadcast(F, sc[b0 + o]), acc);
+                }
             }
-            for (; i < d; i++) out[oo + i] += p * vCache[vo + i];
+            acc.mul(inv).intoArray(out, oo + i);
+        }
+        for (; i < d; i++) {
+            float acc = 0f;
+            for (int p = 0; p < n; p++) acc += sc[p] * vCache[((table[p / bs] * kvHeads + kvh) * bs + p % bs) * d + i];
+            out[oo + i] = acc * inv;
         }
     }
 }

@@ -31,6 +31,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases) {
+        matmul.matmul(ws, count, x, tokens, ys, biases);
+    }
+
+    @Override
     public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
         kernels.rmsNorm(x, out, tokens, dim, weight, eps);
     }

@@ -1,5 +1,6 @@
 package io.sparseserve.backend.cpu;
 
+import io.sparseserve.tensor.DenseMatrix;
 import io.sparseserve.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -24,10 +25,13 @@ public final class CpuMatmul {
     private final float[][] scratch;
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
+    private final Bf16Gemv.Decode decode;
+    private final DenseMatrix[] dense = new DenseMatrix[Bf16Gemv.Decode.MAX_MATRICES];
 
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
+        this.decode = new Bf16Gemv.Decode(pool.threads());
     }
 
     /**
@@ -42,9 +46,8 @@ public final class CpuMatmul {
                 xEven = new float[half];
                 xOdd = new float[half];
             }
-            float[] xe = xEven, xo = xOdd;
-            Bf16Gemv.split(x, xOff, w.cols(), xe, xo);
-            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rows((io.sparseserve.tensor.DenseMatrix) w, xe, xo, y, yOff, bias, r0, r1));
+            Bf16Gemv.split(x, xOff, w.cols(), xEven, xOdd);
+            pool.parallelFor(decode.threads(), decode.prepare((DenseMatrix) w, xEven, xOdd, y, yOff, bias));
             return;
         }
         if (Bf16Gemv.appliesBatched(w)) {
@@ -58,11 +61,39 @@ public final class CpuMatmul {
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xe, xo, t * half);
             }
-            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rowsBatched((io.sparseserve.tensor.DenseMatrix) w, xe, xo,
+            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rowsBatched((DenseMatrix) w, xe, xo,
                     tokens, y, yOff, bias, r0, r1));
             return;
         }
         pool.parallelFor(rows, PANEL, (r0, r1, thread) -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]));
+    }
+
+    /**
+     * y_i = x W_i^T + bias_i for the first {@code count} matrices, all of the same width, reading the same x (T rows
+     * at offset 0) and writing y_i at offset 0. One token over dense BF16 matrices runs as a single parallel pass
+     * ({@link Bf16Gemv.Decode}); anything else as one product after another.
+     */
+    public void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases) {
+        if (count > Bf16Gemv.Decode.MAX_MATRICES) throw new IllegalArgumentException("at most "
+                + Bf16Gemv.Decode.MAX_MATRICES + " matrices in one pass, got " + count);
+        boolean fused = tokens == 1;
+        for (int m = 0; m < count; m++) {
+            if (ws[m].cols() != ws[0].cols()) throw new IllegalArgumentException("matrices of one pass differ in width");
+            fused &= Bf16Gemv.applies(ws[m], tokens);
+        }
+        if (!fused) {
+            for (int m = 0; m < count; m++) matmul(ws[m], x, 0, tokens, ys[m], 0, biases[m]);
+            return;
+        }
+        int half = ws[0].cols() / 2;
+        if (xEven.length < half) {
+            xEven = new float[half];
+            xOdd = new float[half];
+        }
+        Bf16Gemv.split(x, 0, ws[0].cols(), xEven, xOdd);
+        DenseMatrix[] dense = this.dense;
+        for (int m = 0; m < count; m++) dense[m] = (DenseMatrix) ws[m];
+        pool.parallelFor(decode.threads(), decode.prepare(dense, ys, biases, count, xEven, xOdd));
     }
 
     private static void rowsRange(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,

@@ -6,22 +6,34 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.sparseserve.backend.Backend.AttentionLayout;
 import org.junit.jupiter.api.Test;
 
-/** Paged, grouped-query causal attention against a naive double-precision reference over contiguous keys. */
+/** Paged, grouped-query causal attention against a naive double-precision reference. */
 class CpuAttentionTest {
 
     @Test
     void matchesNaiveAttentionThroughScatteredBlocks() {
-        int heads = 4, kvHeads = 2, d = 20, bs = 4, blocks = 16;
+        // Two sequences whose blocks are scattered over the cache; the step holds the last 2 tokens of seq 0 and the
+        // last 5 of seq 1. A head width that is not a multiple of the vector length exercises the scalar tails.
+        check(4, 2, 20, 4, 16, new int[][] {{7, 2, 11}, {0, 15, 3, 9}},
+                new int[] {0, 0, 1, 1, 1, 1, 1}, new int[] {7, 8, 9, 10, 11, 12, 13});
+    }
+
+    @Test
+    void matchesNaiveAttentionOverLongContextsWithVectorWideHeads() {
+        // Head width 64 and up to 150 attended positions: the vector softmax and the vector accumulation of values.
+        int[] seq0 = new int[10], seq1 = new int[10];
+        for (int i = 0; i < 10; i++) {
+            seq0[i] = 2 * i + 1;
+            seq1[i] = 18 - 2 * i;
+        }
+        check(6, 3, 64, 16, 20, new int[][] {seq0, seq1}, new int[] {0, 1, 1}, new int[] {149, 97, 98});
+    }
+
+    private static void check(int heads, int kvHeads, int d, int bs, int blocks, int[][] tables, int[] tokenSeq, int[] positions) {
         int kvDim = kvHeads * d, qDim = heads * d;
-        // Two sequences whose blocks are scattered over the cache.
-        int[][] tables = {{7, 2, 11}, {0, 15, 3, 9}};
         float[] kCache = randomVector(blocks * bs * kvDim, 1), vCache = randomVector(blocks * bs * kvDim, 2);
-        // The step: the last 2 tokens of seq 0 and the last 5 of seq 1.
-        int[] tokenSeq = {0, 0, 1, 1, 1, 1, 1};
-        int[] positions = {7, 8, 9, 10, 11, 12, 13};
         int tokens = tokenSeq.length;
         float[] q = randomVector(tokens * qDim, 3), out = new float[tokens * qDim];
-        new CpuAttention(new CpuPool(2), 64).attend(
+        new CpuAttention(new CpuPool(2), 256).attend(
                 new AttentionLayout(tokens, positions, tokenSeq, tables, bs, heads, kvHeads, d), q, kCache, vCache, out);
         for (int t = 0; t < tokens; t++) {
             int[] table = tables[tokenSeq[t]];
@@ -31,9 +43,8 @@ class CpuAttentionTest {
                 double[] s = new double[n];
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < n; j++) {
-                    int slot = table[j / bs] * bs + j % bs;
                     double dot = 0;
-                    for (int i = 0; i < d; i++) dot += (double) q[t * qDim + h * d + i] * kCache[slot * kvDim + kvh * d + i];
+                    for (int i = 0; i < d; i++) dot += (double) q[t * qDim + h * d + i] * kCache[at(table, j, bs, kvHeads, kvh, d) + i];
                     s[j] = dot / Math.sqrt(d);
                     max = Math.max(max, s[j]);
                 }
@@ -41,10 +52,15 @@ class CpuAttentionTest {
                 for (int j = 0; j < n; j++) sum += s[j] = Math.exp(s[j] - max);
                 for (int i = 0; i < d; i++) {
                     double ref = 0;
-                    for (int j = 0; j < n; j++) ref += s[j] / sum * vCache[(table[j / bs] * bs + j % bs) * kvDim + kvh * d + i];
+                    for (int j = 0; j < n; j++) ref += s[j] / sum * vCache[at(table, j, bs, kvHeads, kvh, d) + i];
                     assertEquals(ref, out[t * qDim + h * d + i], 1e-5, "t=" + t + " h=" + h + " i=" + i);
                 }
             }
         }
+    }
+
+    /** Where position j's keys (or values) for KV head kvh start: blocks are [kvHeads][blockSize][headDim]. */
+    private static int at(int[] table, int j, int bs, int kvHeads, int kvh, int d) {
+        return ((table[j / bs] * kvHeads + kvh) * bs + j % bs) * d;
     }
 }

@@ -71,6 +71,65 @@ class CpuMatmulTest {
     }
 
     /** Null when every token's batched row equals its row computed alone, bit for bit; else where they differ. */
+    @org.junit.jupiter.api.Test
+    void bf16DecodeGivesTheSameRowsWhicheverThreadComputesThem() {
+        // Three threads' ranges of a 203-row matrix, run one after another: the thread that runs first finishes its
+        // own panels and steals every panel of the others (as when they start late); the others then find only their
+        // leftover rows. The result must equal the reference and be bit-identical to the usual parallel run.
+        int rows = 203, cols = 130;
+        try (Arena arena = Arena.ofShared()) {
+            TestMatrices.Stored w = TestMatrices.random(DType.BF16, rows, cols, 5, arena);
+            float[] x = TestMatrices.randomVector(cols, 6), bias = TestMatrices.randomVector(rows, 8);
+            float[] xe = new float[cols / 2], xo = new float[cols / 2];
+            Bf16Gemv.split(x, 0, cols, xe, xo);
+            float[] stolen = new float[rows], parallel = new float[rows];
+            Bf16Gemv.Decode decode = new Bf16Gemv.Decode(3);
+            decode.prepare(w.matrix(), xe, xo, stolen, 0, bias);
+            decode.run(2, 3, 2);
+            decode.run(0, 1, 0);
+            decode.run(1, 2, 1);
+            new CpuMatmul(new CpuPool(3)).matmul(w.matrix(), x, 0, 1, parallel, 0, bias);
+            for (int r = 0; r < rows; r++) {
+                double ref = bias[r];
+                for (int k = 0; k < cols; k++) ref += (double) w.values()[r * cols + k] * x[k];
+                assertEquals(ref, stolen[r], 1e-4, "row " + r);
+                assertEquals(Float.floatToRawIntBits(parallel[r]), Float.floatToRawIntBits(stolen[r]), "row " + r);
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void fusedPassOfSeveralMatricesEqualsOneProductAfterAnother() {
+        // A layer's q, k, v with grouped-query attention (k and v narrower than q), one bias missing; one token (one
+        // parallel pass over BF16) and three tokens (one product after another).
+        int cols = 96;
+        int[] rows = {70, 18, 18};
+        CpuMatmul mm = new CpuMatmul(new CpuPool(2));
+        try (Arena arena = Arena.ofShared()) {
+            for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
+                for (int tokens : new int[] {1, 3}) {
+                    io.sparseserve.tensor.WeightMatrix[] ws = new io.sparseserve.tensor.WeightMatrix[3];
+                    float[][] biases = new float[3][], fused = new float[3][], single = new float[3][];
+                    float[] x = TestMatrices.randomVector(tokens * cols, 3);
+                    for (int m = 0; m < 3; m++) {
+                        ws[m] = TestMatrices.random(dtype, rows[m], cols, 40 + m, arena).matrix();
+                        biases[m] = m == 1 ? null : TestMatrices.randomVector(rows[m], 50 + m);
+                        fused[m] = new float[tokens * rows[m]];
+                        single[m] = new float[tokens * rows[m]];
+                        mm.matmul(ws[m], x, 0, tokens, single[m], 0, biases[m]);
+                    }
+                    mm.matmul(ws, 3, x, tokens, fused, biases);
+                    for (int m = 0; m < 3; m++) {
+                        for (int i = 0; i < fused[m].length; i++) {
+                            assertEquals(Float.floatToRawIntBits(single[m][i]), Float.floatToRawIntBits(fused[m][i]),
+                                    dtype + " T=" + tokens + " matrix " + m + " at " + i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     private static String compare(CpuMatmul mm, TestMatrices.Stored w, float[] x, float[] bias, int rows, int cols, int tokens) {
         float[] batched = new float[tokens * rows];
         mm.matmul(w.matrix(), x, 0, tokens, batched, 0, bias);

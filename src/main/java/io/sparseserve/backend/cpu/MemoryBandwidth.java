@@ -1,0 +1,77 @@
+package io.sparseserve.backend.cpu;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.List;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The machine's memory bandwidth with all pool threads, the yardsticks for decode, which streams weights and
+ * should run near the memory's speed: {@link #copy} (bytes read plus bytes written over arrays far larger than the
+ * caches, the STREAM "copy" convention) and {@link #read} (the same segments decode reads, read in the access
+ * pattern of the decode kernel with no arithmetic: what decode could reach at best).
+ */
+public final class MemoryBandwidth {
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    private static final int STREAMS = 4;
+    private static volatile long sink;
+
+    private MemoryBandwidth() {}
+
+    /** Best of {@code repeats} parallel copies of {@code bytes} bytes, in bytes per second. */
+    public static double copy(CpuPool pool, long bytes, int repeats) {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment src = arena.allocate(bytes, 64);
+            MemorySegment dst = arena.allocate(bytes, 64);
+            src.fill((byte) 1);
+            dst.fill((byte) 2);
+            int chunks = pool.threads() * 16;
+            long chunk = bytes / chunks;
+            double best = 0;
+            for (int r = 0; r < repeats; r++) {
+                long t0 = System.nanoTime();
+                pool.parallelFor(chunks, (c0, c1, th) -> MemorySegment.copy(src, c0 * chunk, dst, c0 * chunk, (c1 - c0) * chunk));
+                long t1 = System.nanoTime();
+                best = Math.max(best, 2.0 * chunk * chunks / ((t1 - t0) / 1e9));
+            }
+            return best;
+        }
+    }
+
+    /**
+     * Best of {@code repeats} reads of every segment, one after another, each split between the threads and read as
+     * {@value #STREAMS} sequential streams per thread (as the decode kernel reads a matrix), in bytes per second.
+     */
+    public static double read(CpuPool pool, List<MemorySegment> segments, int repeats) {
+        long total = 0;
+        for (MemorySegment s : segments) total += s.byteSize();
+        int threads = pool.threads();
+        double best = 0;
+        for (int r = 0; r < repeats; r++) {
+            long t0 = System.nanoTime();
+            for (MemorySegment s : segments) {
+                long perThread = s.byteSize() / threads;
+                pool.parallelFor(threads, (t, t1, th) -> sink += streams(s, t * perThread, perThread));
+            }
+            long t1 = System.nanoTime();
+            best = Math.max(best, total / ((t1 - t0) / 1e9));
+        }
+        return best;
+    }
+
+    /** Sums [from, from + len) as four interleaved sequential streams, a vector at a time from each. */
+    private static long streams(MemorySegment s, long from, long len) {
+        long step = I.vectorByteSize(), part = len / STREAMS / step * step;
+        IntVector a = IntVector.zero(I), b = a, c = a, d = a;
+        for (long o = from; o < from + part; o += step) {
+            a = a.add(IntVector.fromMemorySegment(I, s, o, ByteOrder.LITTLE_ENDIAN));
+            b = b.add(IntVector.fromMemorySegment(I, s, o + part, ByteOrder.LITTLE_ENDIAN));
+            c = c.add(IntVector.fromMemorySegment(I, s, o + 2 * part, ByteOrder.LITTLE_ENDIAN));
+            d = d.add(IntVector.fromMemorySegment(I, s, o + 3 * part, ByteOrder.LITTLE_ENDIAN));
+        }
+        return a.add(b).add(c).add(d).reduceLanes(VectorOperators.ADD);
+    }
+}
