@@ -43,7 +43,70 @@ public interface Backend {
     /** x += y. */
     void add(float[] x, float[] y, int n);
 
-    /** Which sequence each token of a step belongs to, where it sits, and where its keys and values live. */
-    record AttentionLayout(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize,
-                           int heads, int kvHeads, int headDim) {}
+    /**
+     * Which sequence each token of a step belongs to, where it sits, and where its keys and values live. Mutable so
+     * that the forward pass refills one instead of allocating one per layer and step.
+     */
+    final class AttentionLayout {
+        private int tokens;
+        private int[] positions;
+        private int[] tokenSeq;
+        private int[][] blockTables;
+        private int blockSize;
+        private int heads;
+        private int kvHeads;
+        private int headDim;
+
+        public AttentionLayout() {}
+
+        public AttentionLayout(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize, int heads,
+                               int kvHeads, int headDim) {
+            set(tokens, positions, tokenSeq, blockTables, blockSize, heads, kvHeads, headDim);
+        }
+
+        public AttentionLayout set(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize,
+                                   int heads, int kvHeads, int headDim) {
+            this.tokens = tokens;
+            this.positions = positions;
+            this.tokenSeq = tokenSeq;
+            this.blockTables = blockTables;
+            this.blockSize = blockSize;
+            this.heads = heads;
+            this.kvHeads = kvHeads;
+            this.headDim = headDim;
+            return this;
+        }
+
+        public int tokens() {
+            return tokens;
+        }
+
+        public int[] positions() {
+            return positions;
+        }
+
+        public int[] tokenSeq() {
+            return tokenSeq;
+        }
+
+        public int[][] blockTables() {
+            return blockTables;
+        }
+
+        public int blockSize() {
+            return blockSize;
+        }
+
+        public int heads() {
+            return heads;
+        }
+
+        public int kvHeads() {
+            return kvHeads;
+        }
+
+        public int headDim() {
+            return headDim;
+        }
+    }
 }

@@ -38,6 +38,7 @@ public final class Transformer {
     private final float[][] passBiases = new float[3][];
     private final float[][] qkvOut;
     private final float[][] gateUpOut;
+    private final AttentionLayout layout = new AttentionLayout();
 
     public Transformer(Model model, Backend ops, int maxTokens) {
         this.c = model.config();
@@ -100,8 +101,7 @@ public final class Transformer {
     public void layer(Layer layer, Batch b, KvCache cache, int cacheLayer, float[] x, LinearInputs observer) {
         checkTokens(b);
         int n = b.tokens, hidden = c.hidden();
-        AttentionLayout layout = new AttentionLayout(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(),
-                c.heads(), c.kvHeads(), c.headDim());
+        layout.set(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(), c.heads(), c.kvHeads(), c.headDim());
         norm(layer.attnNorm(), x, xb, n);
         if (observer != null) observer.observe(List.of(layer.q(), layer.k(), layer.v()), xb, n);
         linears(xb, n, qkvOut, layer.q(), layer.k(), layer.v());

@@ -27,13 +27,30 @@ public final class CpuAttention {
      * are contiguous, so a head reads its keys and values as long sequential runs); out: [tokens, heads * headDim].
      */
     public void attend(AttentionLayout l, float[] q, float[] kCache, float[] vCache, float[] out) {
-        int pairs = l.tokens() * l.heads();
-        float scale = (float) (1.0 / Math.sqrt(l.headDim()));
-        pool.parallelFor(pairs, (p0, p1, th) -> {
+        Task t = task;
+        t.l = l;
+        t.q = q;
+        t.kCache = kCache;
+        t.vCache = vCache;
+        t.out = out;
+        t.scale = (float) (1.0 / Math.sqrt(l.headDim()));
+        pool.parallelFor(l.tokens() * l.heads(), t);
+    }
+
+    private final Task task = new Task();
+
+    /** The (token, head) pairs [p0, p1); refilled per call so that a step allocates nothing. */
+    private final class Task implements CpuPool.RangeTask {
+        AttentionLayout l;
+        float[] q, kCache, vCache, out;
+        float scale;
+
+        @Override
+        public void run(int p0, int p1, int thread) {
             for (int pair = p0; pair < p1; pair++) {
-                attendOne(l, pair / l.heads(), pair % l.heads(), scale, q, kCache, vCache, out, scores[th]);
+                attendOne(l, pair / l.heads(), pair % l.heads(), scale, q, kCache, vCache, out, scores[thread]);
             }
-        });
+        }
     }
 
     private static void attendOne(AttentionLayout l, int t, int h, float scale, float[] q, float[] kCache, float[] vCache,

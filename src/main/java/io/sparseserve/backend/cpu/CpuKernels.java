@@ -7,7 +7,8 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Element-wise and per-row kernels of the forward pass, vectorized and split over tokens on the pool. Norm
  * statistics accumulate in double: a float sum of squares over thousands of elements loses digits that the
- * reference numbers (computed in float64) keep.
+ * reference numbers (computed in float64) keep. Each kernel is a task object refilled per call, not a capturing
+ * lambda, so that a step allocates nothing; an instance is therefore not reentrant (one forward pass at a time).
  */
 public final class CpuKernels {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -20,21 +21,48 @@ public final class CpuKernels {
 
     /** RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * weight, per token row of dim. */
     public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
-        pool.parallelFor(tokens, (t0, t1, th) -> {
-            for (int t = t0; t < t1; t++) {
-                int o = t * dim;
-                double ss = sumSquares(x, o, dim);
-                float scale = (float) (1.0 / Math.sqrt(ss / dim + eps));
-                scaleMul(x, o, scale, weight, null, out, o, dim);
-            }
-        });
+        Norm t = norm;
+        t.x = x;
+        t.out = out;
+        t.dim = dim;
+        t.weight = weight;
+        t.bias = null;
+        t.eps = eps;
+        t.layer = false;
+        pool.parallelFor(tokens, t);
     }
 
     /** LayerNorm (OPT): out = (x - mean) / sqrt(var + eps) * weight + bias, per token row of dim. */
     public void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps) {
-        pool.parallelFor(tokens, (t0, t1, th) -> {
+        Norm t = norm;
+        t.x = x;
+        t.out = out;
+        t.dim = dim;
+        t.weight = weight;
+        t.bias = bias;
+        t.eps = eps;
+        t.layer = true;
+        pool.parallelFor(tokens, t);
+    }
+
+    private final Norm norm = new Norm();
+
+    private static final class Norm implements CpuPool.RangeTask {
+        float[] x, out, weight, bias;
+        int dim;
+        float eps;
+        boolean layer;
+
+        @Override
+        public void run(int t0, int t1, int thread) {
             for (int t = t0; t < t1; t++) {
                 int o = t * dim;
+                if (!layer) {
+                    double ss = sumSquares(x, o, dim);
+                    float scale = (float) (1.0 / Math.sqrt(ss / dim + eps));
+                    scaleMul(x, o, scale, weight, out, o, dim);
+                    continue;
+                }
                 double mean = 0;
                 for (int i = 0; i < dim; i++) mean += x[o + i];
                 mean /= dim;
@@ -48,7 +76,7 @@ public final class CpuKernels {
                 float m = (float) mean;
                 for (int i = 0; i < dim; i++) out[o + i] = (x[o + i] - m) * inv * weight[i] + (bias == null ? 0f : bias[i]);
             }
-        });
+        }
     }
 
     private static double sumSquares(float[] x, int o, int n) {
@@ -64,7 +92,7 @@ public final class CpuKernels {
         return ss;
     }
 
-    private static void scaleMul(float[] x, int xo, float scale, float[] w, float[] b, float[] out, int oo, int n) {
+    private static void scaleMul(float[] x, int xo, float scale, float[] w, float[] out, int oo, int n) {
         int bound = F.loopBound(n);
         int i = 0;
         for (; i < bound; i += F.length()) {
@@ -79,8 +107,27 @@ public final class CpuKernels {
      * element i + d/2. cos and sin hold [position][d/2] rows.
      */
     public void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin) {
-        int half = headDim / 2;
-        pool.parallelFor(tokens, (t0, t1, th) -> {
+        Rope t = rope;
+        t.x = x;
+        t.stride = stride;
+        t.heads = heads;
+        t.headDim = headDim;
+        t.positions = positions;
+        t.cos = cos;
+        t.sin = sin;
+        pool.parallelFor(tokens, t);
+    }
+
+    private final Rope rope = new Rope();
+
+    private static final class Rope implements CpuPool.RangeTask {
+        float[] x, cos, sin;
+        int[] positions;
+        int stride, heads, headDim;
+
+        @Override
+        public void run(int t0, int t1, int thread) {
+            int half = headDim / 2;
             for (int t = t0; t < t1; t++) {
                 int p = positions[t] * half;
                 for (int h = 0; h < heads; h++) {
@@ -93,45 +140,67 @@ public final class CpuKernels {
                     }
                 }
             }
-        });
+        }
     }
 
     /** gate = silu(gate) * up, the SwiGLU of Llama's MLP. */
     public void siluMul(float[] gate, float[] up, int n) {
-        pool.parallelFor(n, 1024, (i0, i1, th) -> {
-            int bound = i0 + F.loopBound(i1 - i0);
-            int i = i0;
-            for (; i < bound; i += F.length()) {
-                FloatVector g = FloatVector.fromArray(F, gate, i);
-                FloatVector sig = g.neg().lanewise(VectorOperators.EXP).add(1f);
-                g.div(sig).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
-            }
-            for (; i < i1; i++) {
-                float g = gate[i];
-                gate[i] = g / (1f + (float) Math.exp(-g)) * up[i];
-            }
-        });
+        elementwise(Elementwise.SILU_MUL, gate, up, n);
     }
 
     /** x = max(x, 0). */
     public void relu(float[] x, int n) {
-        pool.parallelFor(n, 1024, (i0, i1, th) -> {
-            int bound = i0 + F.loopBound(i1 - i0);
-            int i = i0;
-            for (; i < bound; i += F.length()) FloatVector.fromArray(F, x, i).max(0f).intoArray(x, i);
-            for (; i < i1; i++) x[i] = Math.max(x[i], 0f);
-        });
+        elementwise(Elementwise.RELU, x, null, n);
     }
 
     /** x += y. */
     public void add(float[] x, float[] y, int n) {
-        pool.parallelFor(n, 1024, (i0, i1, th) -> {
+        elementwise(Elementwise.ADD, x, y, n);
+    }
+
+    private final Elementwise elementwise = new Elementwise();
+
+    private void elementwise(int op, float[] a, float[] b, int n) {
+        Elementwise t = elementwise;
+        t.op = op;
+        t.a = a;
+        t.b = b;
+        pool.parallelFor(n, 1024, t);
+    }
+
+    /** a = op(a, b) over [i0, i1). */
+    private static final class Elementwise implements CpuPool.RangeTask {
+        static final int SILU_MUL = 0, RELU = 1, ADD = 2;
+        int op;
+        float[] a, b;
+
+        @Override
+        public void run(int i0, int i1, int thread) {
             int bound = i0 + F.loopBound(i1 - i0);
             int i = i0;
-            for (; i < bound; i += F.length()) {
-                FloatVector.fromArray(F, x, i).add(FloatVector.fromArray(F, y, i)).intoArray(x, i);
+            switch (op) {
+                case SILU_MUL -> {
+                    for (; i < bound; i += F.length()) {
+                        FloatVector g = FloatVector.fromArray(F, a, i);
+                        FloatVector sig = g.neg().lanewise(VectorOperators.EXP).add(1f);
+                        g.div(sig).mul(FloatVector.fromArray(F, b, i)).intoArray(a, i);
+                    }
+                    for (; i < i1; i++) {
+                        float g = a[i];
+                        a[i] = g / (1f + (float) Math.exp(-g)) * b[i];
+                    }
+                }
+                case RELU -> {
+                    for (; i < bound; i += F.length()) FloatVector.fromArray(F, a, i).max(0f).intoArray(a, i);
+                    for (; i < i1; i++) a[i] = Math.max(a[i], 0f);
+                }
+                default -> {
+                    for (; i < bound; i += F.length()) {
+                        FloatVector.fromArray(F, a, i).add(FloatVector.fromArray(F, b, i)).intoArray(a, i);
+                    }
+                    for (; i < i1; i++) a[i] += b[i];
+                }
             }
-            for (; i < i1; i++) x[i] += y[i];
-        });
+        }
     }
 }

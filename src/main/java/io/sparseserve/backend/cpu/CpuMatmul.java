@@ -36,7 +36,8 @@ public final class CpuMatmul {
 
     /**
      * x: T rows of w.cols() floats at xOff; y: T rows of w.rows() floats at yOff; bias may be null. Not reentrant:
-     * one forward pass at a time per instance (the scheduler thread's).
+     * one forward pass at a time per instance (the scheduler thread's); the parallel tasks are fields refilled per
+     * call, so that a step allocates nothing.
      */
     public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias) {
         int rows = w.rows();
@@ -57,15 +58,44 @@ public final class CpuMatmul {
                 xEven = new float[tokens * half];
                 xOdd = new float[tokens * half];
             }
-            float[] xe = xEven, xo = xOdd;
             for (int t = 0; t < tokens; t++) {
-                Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xe, xo, t * half);
+                Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
-            pool.parallelFor(rows, PANEL, (r0, r1, thread) -> Bf16Gemv.rowsBatched((DenseMatrix) w, xe, xo,
-                    tokens, y, yOff, bias, r0, r1));
+            pool.parallelFor(rows, PANEL, rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias, true));
             return;
         }
-        pool.parallelFor(rows, PANEL, (r0, r1, thread) -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]));
+        pool.parallelFor(rows, PANEL, rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
+    }
+
+    private final Rows rowsTask = new Rows();
+
+    /** The output rows [r0, r1) of one product; refilled per call so that a step allocates nothing. */
+    private final class Rows implements CpuPool.RangeTask {
+        WeightMatrix w;
+        float[] x, xOdd, y, bias;
+        int xOff, tokens, yOff;
+        boolean bf16;
+
+        /** bf16: x and xOdd are the even and odd halves of every token row (Bf16Gemv.rowsBatched). */
+        Rows set(WeightMatrix w, float[] x, float[] xOdd, int xOff, int tokens, float[] y, int yOff, float[] bias,
+                 boolean bf16) {
+            this.w = w;
+            this.x = x;
+            this.xOdd = xOdd;
+            this.xOff = xOff;
+            this.tokens = tokens;
+            this.y = y;
+            this.yOff = yOff;
+            this.bias = bias;
+            this.bf16 = bf16;
+            return this;
+        }
+
+        @Override
+        public void run(int r0, int r1, int thread) {
+            if (bf16) Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1);
+            else rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]);
+        }
     }
 
     /**
