@@ -12,7 +12,7 @@ import java.nio.ByteOrder;
  * file, or built on the heap by {@link #fromDense}); the constructor checks that they agree with each other, so
  * {@link #decode} can trust them.
  */
-public final class BitmaskMatrix implements WeightMatrix {
+public final class BitmaskMatrix implements MaskedMatrix {
     private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final MemorySegment values;
@@ -126,12 +126,19 @@ public final class BitmaskMatrix implements WeightMatrix {
         return (long) rows * cols - keptCount() + Bitmask.storedZeros(dtype, values);
     }
 
+    @Override
     public MemorySegment values() {
         return values;
     }
 
+    @Override
     public MemorySegment bitmask() {
         return bitmask;
+    }
+
+    @Override
+    public long valueIndex(int r) {
+        return r == rows ? keptCount() : rowOffsets.get(I64_LE, 8L * r);
     }
 
     public MemorySegment rowOffsets() {

@@ -9,7 +9,7 @@ import java.util.List;
  * row-major order and a packed bitmask [rows, ceil(cols / 8)]. Every group holding exactly N values, a column's value
  * position follows from its group index without a per-row offset table.
  */
-public final class NmMatrix implements WeightMatrix {
+public final class NmMatrix implements MaskedMatrix {
     private final MemorySegment values;
     private final MemorySegment bitmask;
     private final DType dtype;
@@ -134,12 +134,19 @@ public final class NmMatrix implements WeightMatrix {
         return (long) rows * cols - rows * keptPerRow + Bitmask.storedZeros(dtype, values);
     }
 
+    @Override
     public MemorySegment values() {
         return values;
     }
 
+    @Override
     public MemorySegment bitmask() {
         return bitmask;
+    }
+
+    @Override
+    public long valueIndex(int r) {
+        return r * keptPerRow;
     }
 
     @Override

@@ -9,7 +9,7 @@ import java.util.List;
  * panel of rows into float32 scratch that stays in L1, then run one float32 micro-kernel on the panel. Each format
  * therefore has a single hot spot, {@link #decode}, and compressed formats stream fewer bytes from memory.
  */
-public sealed interface WeightMatrix permits DenseMatrix, BitmaskMatrix, NmMatrix {
+public sealed interface WeightMatrix permits DenseMatrix, MaskedMatrix {
 
     int rows();
 

@@ -2,6 +2,7 @@ package io.sparseserve.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -107,6 +108,56 @@ class SparseMatrixTest {
         cpu.matmul(DenseMatrix.fromFloats(w24, rows, cols, dtype), x, 0, tokens, yDense, 0, null);
         cpu.matmul(NmMatrix.fromDense(w24, rows, cols, 2, 4, dtype), x, 0, tokens, yNm, 0, null);
         assertArrayEquals(yDense, yNm, 1e-4f);
+    }
+
+    @org.junit.jupiter.api.Test
+    void oneTokenDecodeOfCompressedBf16EqualsTheSameTokenInABatchBitForBit() {
+        // One token takes the fused sparse decode kernel, several the general panel kernel: a token's result must
+        // not depend on which (continuous batching), and both must match the dense product. Shapes: several column
+        // blocks with rows not a multiple of 4, columns not a multiple of the vector, an MLP-sized matrix.
+        CpuBackend cpu = new CpuBackend(16);
+        int tokens = 5;
+        for (int[] shape : new int[][] {{37, 1100}, {203, 136}, {64, 2048}}) {
+            int rows = shape[0], cols = shape[1];
+            SplittableRandom rnd = new SplittableRandom(rows);
+            float[] x = new float[tokens * cols], bias = new float[rows];
+            for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+            for (int i = 0; i < rows; i++) bias[i] = (float) rnd.nextGaussian();
+            WeightMatrix[] formats = {
+                BitmaskMatrix.fromDense(randomSparse(rows, cols, 0.5, DType.BF16, 11), rows, cols, DType.BF16),
+                NmMatrix.fromDense(randomNm(rows, cols, 2, 4, DType.BF16, 13), rows, cols, 2, 4, DType.BF16)};
+            for (WeightMatrix w : formats) {
+                float[] dense = new float[tokens * rows];
+                float[] wf = new float[rows * cols];
+                w.decode(0, rows, 0, cols, wf, 0);
+                cpu.matmul(DenseMatrix.fromFloats(wf, rows, cols, DType.F32), x, 0, tokens, dense, 0, bias);
+                String mismatch = compareAloneAndBatched(cpu, w, x, bias, tokens, dense);
+                // reduceLanes may add lanes in another order before C2 compiles the kernels (see Bf16Gemv): warm up.
+                for (int round = 0; mismatch != null && round < 10; round++) {
+                    for (int i = 0; i < 50; i++) compareAloneAndBatched(cpu, w, x, bias, tokens, dense);
+                    mismatch = compareAloneAndBatched(cpu, w, x, bias, tokens, dense);
+                }
+                assertNull(mismatch, w.format() + " [" + rows + ", " + cols + "]");
+            }
+        }
+    }
+
+    /** Null when each token alone equals its row of the batch bit for bit (and the dense product within 1e-4). */
+    private static String compareAloneAndBatched(CpuBackend cpu, WeightMatrix w, float[] x, float[] bias, int tokens,
+                                                 float[] dense) {
+        int rows = w.rows(), cols = w.cols();
+        float[] batched = new float[tokens * rows], alone = new float[rows];
+        cpu.matmul(w, x, 0, tokens, batched, 0, bias);
+        for (int t = 0; t < tokens; t++) {
+            cpu.matmul(w, x, t * cols, 1, alone, 0, bias);
+            for (int r = 0; r < rows; r++) {
+                assertEquals(dense[t * rows + r], alone[r], 1e-4f * (1 + Math.abs(dense[t * rows + r])), "t=" + t + " r=" + r);
+                if (Float.floatToRawIntBits(alone[r]) != Float.floatToRawIntBits(batched[t * rows + r])) {
+                    return "t=" + t + " r=" + r + ": " + alone[r] + " alone vs " + batched[t * rows + r] + " batched";
+                }
+            }
+        }
+        return null;
     }
 
     @ParameterizedTest

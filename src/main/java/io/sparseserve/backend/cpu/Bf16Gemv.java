@@ -5,7 +5,6 @@ import io.sparseserve.tensor.DenseMatrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.concurrent.atomic.AtomicLongArray;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -31,7 +30,7 @@ final class Bf16Gemv {
 
     private Bf16Gemv() {}
 
-    /** Dense BF16 with an even width: every step, one token ({@link Decode}) or several ({@link #rowsBatched}). */
+    /** Dense BF16 with an even width: every step, one token ({@link DecodePass}) or several ({@link #rowsBatched}). */
     static boolean appliesBatched(Object w) {
         return w instanceof DenseMatrix d && d.dtype() == DType.BF16 && d.cols() % 2 == 0;
     }
@@ -53,132 +52,8 @@ final class Bf16Gemv {
         }
     }
 
-    /**
-     * y_m[r] = W_m[r, :] . x + bias_m[r] for one token and one or more matrices that read the same x (a layer's q, k
-     * and v, or gate and up), as one parallel pass. Each thread owns a contiguous range of rows of every matrix, cut
-     * into four equal parts, and a panel takes one row from each part: four long sequential streams, which the
-     * hardware prefetchers follow far ahead (four neighbouring rows look like one short stream per row and left
-     * decode at half the memory's speed). A thread takes panels from the front of its own ranges and, once those are
-     * done, steals from the back of the others': a thread that the machine slowed down or started late does not hold
-     * up the step, and the matrices of one pass share a single start and a single barrier.
-     */
-    static final class Decode implements CpuPool.RangeTask {
-        static final int MAX_MATRICES = 4;
-        private static final int PAD = 16; // longs between two threads' claims: a cache line each, and then some
-        private final int threads;
-        private final AtomicLongArray claims;
-        private final DenseMatrix[] w = new DenseMatrix[MAX_MATRICES];
-        private final float[][] y = new float[MAX_MATRICES][];
-        private final float[][] bias = new float[MAX_MATRICES][];
-        private final int[] yOff = new int[MAX_MATRICES];
-        private final int[][] start;   // [matrix][thread]: first row of the thread's range; [threads] = rows
-        private final int[][] quarter; // [matrix][thread]: panels in the range (a quarter of its rows)
-        private int count;
-        private float[] xe, xo;
-
-        Decode(int threads) {
-            this.threads = threads;
-            this.claims = new AtomicLongArray(threads * PAD);
-            this.start = new int[MAX_MATRICES][threads + 1];
-            this.quarter = new int[MAX_MATRICES][threads];
-        }
-
-        int threads() {
-            return threads;
-        }
-
-        /** Sets up one product; then {@code pool.parallelFor(threads(), this)}. */
-        Decode prepare(DenseMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias) {
-            this.w[0] = w;
-            this.y[0] = y;
-            this.yOff[0] = yOff;
-            this.bias[0] = bias;
-            return prepare(1, xe, xo);
-        }
-
-        /** Sets up the products of ws[0..count) with the same x; then {@code pool.parallelFor(threads(), this)}. */
-        Decode prepare(DenseMatrix[] ws, float[][] ys, float[][] biases, int count, float[] xe, float[] xo) {
-            for (int m = 0; m < count; m++) {
-                w[m] = ws[m];
-                y[m] = ys[m];
-                yOff[m] = 0;
-                bias[m] = biases[m];
-            }
-            return prepare(count, xe, xo);
-        }
-
-        private Decode prepare(int count, float[] xe, float[] xo) {
-            this.count = count;
-            this.xe = xe;
-            this.xo = xo;
-            for (int t = 0; t < threads; t++) claims.set(t * PAD, 0);
-            for (int m = 0; m < count; m++) {
-                int rows = w[m].rows();
-                for (int t = 0; t < threads; t++) start[m][t] = (int) ((long) rows * t / threads) & ~(ROWS - 1);
-                start[m][threads] = rows;
-                for (int t = 0; t < threads; t++) {
-                    quarter[m][t] = (start[m][t + 1] - start[m][t]) / ROWS;
-                    claims.set(t * PAD, claims.get(t * PAD) + quarter[m][t]); // front 0, back = the thread's panels
-                }
-            }
-            return this;
-        }
-
-        /** Thread {@code thread} runs its own ranges, then helps the others; [t0, t1) has every thread run inline. */
-        @Override
-        public void run(int t0, int t1, int thread) {
-            for (int t = t0; t < t1; t++) {
-                // The rows past the last full panel, by their owner.
-                for (int m = 0; m < count; m++) {
-                    MemorySegment seg = w[m].data();
-                    for (int r = start[m][t] + ROWS * quarter[m][t]; r < start[m][t + 1]; r++) {
-                        float v = row(seg, w[m].cols(), xe, xo, r);
-                        y[m][yOff[m] + r] = bias[m] == null ? v : v + bias[m][r];
-                    }
-                }
-                int i;
-                while ((i = claimFront(t)) >= 0) panel(t, i);
-            }
-            for (int k = 1; k < threads; k++) {
-                int u = (t0 + k) % threads;
-                int i;
-                while ((i = claimBack(u)) >= 0) panel(u, i);
-            }
-        }
-
-        /** Panel i of thread t's ranges, counted over its matrices in order. */
-        private void panel(int t, int i) {
-            int m = 0;
-            while (i >= quarter[m][t]) {
-                i -= quarter[m][t];
-                m++;
-            }
-            Bf16Gemv.panel(w[m].data(), w[m].cols(), xe, xo, y[m], yOff[m], bias[m], start[m][t] + i, quarter[m][t]);
-        }
-
-        /** The next panel from the front of thread t's ranges, or -1; the claim packs (front << 32) | back. */
-        private int claimFront(int t) {
-            while (true) {
-                long c = claims.get(t * PAD);
-                int front = (int) (c >>> 32), back = (int) c;
-                if (front >= back) return -1;
-                if (claims.compareAndSet(t * PAD, c, c + (1L << 32))) return front;
-            }
-        }
-
-        private int claimBack(int t) {
-            while (true) {
-                long c = claims.get(t * PAD);
-                int front = (int) (c >>> 32), back = (int) c;
-                if (front >= back) return -1;
-                if (claims.compareAndSet(t * PAD, c, c - 1)) return back - 1;
-            }
-        }
-    }
-
     /** Rows r, r + q, r + 2q, r + 3q at once, sharing the loads of x. Small enough for the JIT to inline it all. */
-    private static void panel(MemorySegment seg, int cols, float[] xe, float[] xo, float[] y, int yOff, float[] bias,
-                              int r, int q) {
+    static void panel(MemorySegment seg, int cols, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r, int q) {
         int half = cols / 2, bound = I.loopBound(half);
         long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
@@ -215,7 +90,7 @@ final class Bf16Gemv {
         y[yOff + r + 3 * q] = y3;
     }
 
-    private static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
+    static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
         int half = cols / 2, bound = I.loopBound(half);
         long o = r * 2L * cols;
         FloatVector e = FloatVector.zero(F), d = e;

@@ -25,13 +25,17 @@ public final class CpuMatmul {
     private final float[][] scratch;
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
-    private final Bf16Gemv.Decode decode;
-    private final DenseMatrix[] dense = new DenseMatrix[Bf16Gemv.Decode.MAX_MATRICES];
+    private final DecodePass decode;
+    private float[] xCopy = new float[0];
+    // One product as a pass of one matrix.
+    private final WeightMatrix[] one = new WeightMatrix[1];
+    private final float[][] oneY = new float[1][], oneBias = new float[1][];
+    private final int[] oneYOff = new int[1];
 
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
-        this.decode = new Bf16Gemv.Decode(pool.threads());
+        this.decode = new DecodePass(pool.threads());
     }
 
     /**
@@ -41,14 +45,12 @@ public final class CpuMatmul {
      */
     public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias) {
         int rows = w.rows();
-        if (Bf16Gemv.applies(w, tokens)) {
-            int half = w.cols() / 2;
-            if (xEven.length < half) {
-                xEven = new float[half];
-                xOdd = new float[half];
-            }
-            Bf16Gemv.split(x, xOff, w.cols(), xEven, xOdd);
-            pool.parallelFor(decode.threads(), decode.prepare((DenseMatrix) w, xEven, xOdd, y, yOff, bias));
+        if (DecodePass.applies(w, tokens)) {
+            one[0] = w;
+            oneY[0] = y;
+            oneYOff[0] = yOff;
+            oneBias[0] = bias;
+            decode(one, oneY, oneYOff, oneBias, 1, x, xOff);
             return;
         }
         if (Bf16Gemv.appliesBatched(w)) {
@@ -100,30 +102,40 @@ public final class CpuMatmul {
 
     /**
      * y_i = x W_i^T + bias_i for the first {@code count} matrices, all of the same width, reading the same x (T rows
-     * at offset 0) and writing y_i at offset 0. One token over dense BF16 matrices runs as a single parallel pass
-     * ({@link Bf16Gemv.Decode}); anything else as one product after another.
+     * at offset 0) and writing y_i at offset 0. One token over BF16 matrices of one format runs as a single parallel
+     * pass ({@link DecodePass}); anything else as one product after another.
      */
     public void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases) {
-        if (count > Bf16Gemv.Decode.MAX_MATRICES) throw new IllegalArgumentException("at most "
-                + Bf16Gemv.Decode.MAX_MATRICES + " matrices in one pass, got " + count);
+        if (count > DecodePass.MAX_MATRICES) throw new IllegalArgumentException("at most "
+                + DecodePass.MAX_MATRICES + " matrices in one pass, got " + count);
         boolean fused = tokens == 1;
         for (int m = 0; m < count; m++) {
             if (ws[m].cols() != ws[0].cols()) throw new IllegalArgumentException("matrices of one pass differ in width");
-            fused &= Bf16Gemv.applies(ws[m], tokens);
+            fused &= DecodePass.applies(ws[m], tokens) && ws[m].getClass() == ws[0].getClass();
         }
         if (!fused) {
             for (int m = 0; m < count; m++) matmul(ws[m], x, 0, tokens, ys[m], 0, biases[m]);
             return;
         }
-        int half = ws[0].cols() / 2;
-        if (xEven.length < half) {
-            xEven = new float[half];
-            xOdd = new float[half];
+        decode(ws, ys, null, biases, count, x, 0);
+    }
+
+    /** One token through {@link DecodePass}: dense matrices read x split into halves, sparse ones x itself at 0. */
+    private void decode(WeightMatrix[] ws, float[][] ys, int[] yOffs, float[][] biases, int count, float[] x, int xOff) {
+        int cols = ws[0].cols();
+        if (ws[0] instanceof DenseMatrix) {
+            int half = cols / 2;
+            if (xEven.length < half) {
+                xEven = new float[half];
+                xOdd = new float[half];
+            }
+            Bf16Gemv.split(x, xOff, cols, xEven, xOdd);
+        } else if (xOff != 0) {
+            if (xCopy.length < cols) xCopy = new float[cols];
+            System.arraycopy(x, xOff, xCopy, 0, cols);
+            x = xCopy;
         }
-        Bf16Gemv.split(x, 0, ws[0].cols(), xEven, xOdd);
-        DenseMatrix[] dense = this.dense;
-        for (int m = 0; m < count; m++) dense[m] = (DenseMatrix) ws[m];
-        pool.parallelFor(decode.threads(), decode.prepare(dense, ys, biases, count, xEven, xOdd));
+        pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, x, xEven, xOdd));
     }
 
     private static void rowsRange(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
@@ -149,7 +161,7 @@ public final class CpuMatmul {
                     for (; t < tokens; t++) tile4x1(panel, len, x, xo + t * cols, y, yo + t * rows);
                 } else {
                     for (int t = 0; t < tokens; t++) {
-                        for (int i = 0; i < nr; i++) y[yo + t * rows + i] += dot(panel, i * len, x, xo + t * cols, len);
+                        for (int i = 0; i < nr; i++) y[yo + t * rows + i] += tileRow(panel, i, len, x, xo + t * cols);
                     }
                 }
             }
@@ -212,6 +224,15 @@ public final class CpuMatmul {
         y[yo + 1] += sum(a1) + tail(p, k, len, x, xo, 1);
         y[yo + 2] += sum(a2) + tail(p, k, len, x, xo, 2);
         y[yo + 3] += sum(a3) + tail(p, k, len, x, xo, 3);
+    }
+
+    /** One row of the panel times one token row: the arithmetic of one row of {@link #tile4x1}. */
+    private static float tileRow(float[] p, int row, int len, float[] x, int xo) {
+        FloatVector a = FloatVector.zero(F);
+        int bound = F.loopBound(len);
+        int k = 0;
+        for (; k < bound; k += F.length()) a = FloatVector.fromArray(F, p, row * len + k).fma(FloatVector.fromArray(F, x, xo + k), a);
+        return sum(a) + tail(p, k, len, x, xo, row);
     }
 
     private static float sum(FloatVector v) {

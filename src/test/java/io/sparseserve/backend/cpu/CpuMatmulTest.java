@@ -71,29 +71,38 @@ class CpuMatmulTest {
     }
 
     /** Null when every token's batched row equals its row computed alone, bit for bit; else where they differ. */
-    @org.junit.jupiter.api.Test
-    void bf16DecodeGivesTheSameRowsWhicheverThreadComputesThem() {
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"dense", "bitmask", "2:4"})
+    void decodeGivesTheSameRowsWhicheverThreadComputesThem(String format) {
         // Three threads' ranges of a 203-row matrix, run one after another: the thread that runs first finishes its
         // own panels and steals every panel of the others (as when they start late); the others then find only their
         // leftover rows. The result must equal the reference and be bit-identical to the usual parallel run.
-        int rows = 203, cols = 130;
+        int rows = 203, cols = 136;
         try (Arena arena = Arena.ofShared()) {
-            TestMatrices.Stored w = TestMatrices.random(DType.BF16, rows, cols, 5, arena);
+            TestMatrices.Stored dense = TestMatrices.random(DType.BF16, rows, cols, 5, arena);
+            float[] values = dense.values().clone();
+            for (int i = 0; i < values.length; i++) if (format.equals("bitmask") ? i % 3 == 0 : format.equals("2:4") && i % 4 < 2) values[i] = 0f;
+            io.sparseserve.tensor.WeightMatrix w = switch (format) {
+                case "bitmask" -> io.sparseserve.tensor.BitmaskMatrix.fromDense(values, rows, cols, DType.BF16);
+                case "2:4" -> io.sparseserve.tensor.NmMatrix.fromDense(values, rows, cols, 2, 4, DType.BF16);
+                default -> dense.matrix();
+            };
             float[] x = TestMatrices.randomVector(cols, 6), bias = TestMatrices.randomVector(rows, 8);
             float[] xe = new float[cols / 2], xo = new float[cols / 2];
             Bf16Gemv.split(x, 0, cols, xe, xo);
             float[] stolen = new float[rows], parallel = new float[rows];
-            Bf16Gemv.Decode decode = new Bf16Gemv.Decode(3);
-            decode.prepare(w.matrix(), xe, xo, stolen, 0, bias);
+            DecodePass decode = new DecodePass(3);
+            decode.prepare(new io.sparseserve.tensor.WeightMatrix[] {w}, new float[][] {stolen}, null, new float[][] {bias}, 1,
+                    x, xe, xo);
             decode.run(2, 3, 2);
             decode.run(0, 1, 0);
             decode.run(1, 2, 1);
-            new CpuMatmul(new CpuPool(3)).matmul(w.matrix(), x, 0, 1, parallel, 0, bias);
+            new CpuMatmul(new CpuPool(3)).matmul(w, x, 0, 1, parallel, 0, bias);
             for (int r = 0; r < rows; r++) {
                 double ref = bias[r];
-                for (int k = 0; k < cols; k++) ref += (double) w.values()[r * cols + k] * x[k];
-                assertEquals(ref, stolen[r], 1e-4, "row " + r);
-                assertEquals(Float.floatToRawIntBits(parallel[r]), Float.floatToRawIntBits(stolen[r]), "row " + r);
+                for (int k = 0; k < cols; k++) ref += (double) values[r * cols + k] * x[k];
+                assertEquals(ref, stolen[r], 1e-4, format + " row " + r);
+                assertEquals(Float.floatToRawIntBits(parallel[r]), Float.floatToRawIntBits(stolen[r]), format + " row " + r);
             }
         }
     }
