@@ -21,27 +21,23 @@ public final class CpuKernels {
 
     /** RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * weight, per token row of dim. */
     public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
-        Norm t = norm;
-        t.x = x;
-        t.out = out;
-        t.dim = dim;
-        t.weight = weight;
-        t.bias = null;
-        t.eps = eps;
-        t.layer = false;
-        pool.parallelFor(tokens, t);
+        norm(false, x, out, tokens, dim, weight, null, eps);
     }
 
     /** LayerNorm (OPT): out = (x - mean) / sqrt(var + eps) * weight + bias, per token row of dim. */
     public void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps) {
+        norm(true, x, out, tokens, dim, weight, bias, eps);
+    }
+
+    private void norm(boolean layer, float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps) {
         Norm t = norm;
+        t.layer = layer;
         t.x = x;
         t.out = out;
         t.dim = dim;
         t.weight = weight;
         t.bias = bias;
         t.eps = eps;
-        t.layer = true;
         pool.parallelFor(tokens, t);
     }
 
@@ -165,7 +161,8 @@ public final class CpuKernels {
         t.op = op;
         t.a = a;
         t.b = b;
-        pool.parallelFor(n, 1024, t);
+        // A chunk of 4096 elements costs about as much as a trip through the pool: one token's MLP runs inline.
+        pool.parallelFor(n, 4096, t);
     }
 
     /** a = op(a, b) over [i0, i1). */
