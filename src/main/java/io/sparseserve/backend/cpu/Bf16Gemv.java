@@ -25,7 +25,6 @@ import jdk.incubator.vector.VectorSpecies;
 final class Bf16Gemv {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
-    private static final int ROWS = 4;
     private static final ValueLayout.OfInt PAIR = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private Bf16Gemv() {}
