@@ -38,6 +38,10 @@ final class BenchCommand implements Callable<Integer> {
             description = "Rounds of (copy bandwidth, read bandwidth, decode) measured in turn; the medians are reported.")
     int rounds;
 
+    @Option(names = "--warmup-seconds", defaultValue = "3",
+            description = "Decode before anything is measured, so that the JIT has compiled every kernel.")
+    double warmupSeconds;
+
     @Option(names = "--batch", defaultValue = "1", description = "Sequences decoding together.")
     int batch;
 
@@ -59,11 +63,14 @@ final class BenchCommand implements Callable<Integer> {
         if (promptTokens < 1) throw new InvalidInputException("--prompt-tokens must be >= 1, got " + promptTokens);
         if (copyMb < 16) throw new InvalidInputException("--copy-mb must be >= 16, got " + copyMb);
         if (rounds < 1 || rounds > 100) throw new InvalidInputException("--rounds must be in [1, 100], got " + rounds);
+        if (!(warmupSeconds >= 0 && warmupSeconds <= 600)) {
+            throw new InvalidInputException("--warmup-seconds must be in [0, 600], got " + warmupSeconds);
+        }
         try (Model m = model.load()) {
             long rssBefore = MemoryStats.residentBytes();
             Benchmark bench = new Benchmark(m, new CpuBackend(m.config().maxPositions()));
             // Warm-up until the JIT has compiled every kernel: a fixed number of steps is not enough on a slow machine.
-            long warmEnd = System.nanoTime() + 3_000_000_000L;
+            long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
             do bench.decode(batch, 16, 0); while (System.nanoTime() < warmEnd);
             bench.prefill(Math.min(promptTokens, m.config().maxPositions()), 1);
             long rssLoaded = MemoryStats.residentBytes();
@@ -71,16 +78,18 @@ final class BenchCommand implements Callable<Integer> {
             // in alternating rounds and the medians compared: all three then saw the same range of conditions, and one
             // outlying round (copy once read 76 GB/s between rounds of 50) does not decide the result.
             List<MemorySegment> streamed = bench.streamedSegments();
-            double[] copy = new double[rounds], read = new double[rounds], decode = new double[rounds];
+            double[] copy = new double[rounds], read = new double[rounds], onePass = new double[rounds], decode = new double[rounds];
             List<Map<String, Object>> perRound = new ArrayList<>();
             long bytesPerStep = bench.streamedBytesPerStep();
             for (int r = 0; r < rounds; r++) {
                 copy[r] = MemoryBandwidth.copy(CpuPool.shared(), (long) copyMb << 20, 3) / 1e9;
                 read[r] = MemoryBandwidth.read(CpuPool.shared(), streamed, 3) / 1e9;
+                onePass[r] = MemoryBandwidth.readOnePass(CpuPool.shared(), streamed, 3) / 1e9;
                 decode[r] = bench.decode(batch, newTokens, 4).tokensPerSecond();
                 Map<String, Object> round = new LinkedHashMap<>();
                 round.put("copy_gbps", copy[r]);
                 round.put("read_gbps", read[r]);
+                round.put("read_one_pass_gbps", onePass[r]);
                 round.put("decode_weight_gbps", bytesPerStep * (decode[r] / batch) / 1e9);
                 perRound.add(round);
             }
@@ -97,6 +106,8 @@ final class BenchCommand implements Callable<Integer> {
             result.put("decode_bandwidth_ratio", decodeGbps / copyGbps);
             result.put("read_gbps", readGbps);
             result.put("decode_read_ratio", decodeGbps / readGbps);
+            result.put("read_one_pass_gbps", median(onePass));
+            result.put("read_one_pass_copy_ratio", median(onePass) / copyGbps);
             result.put("prefill_tokens", p.tokens());
             result.put("prefill_tokens_per_s", p.tokensPerSecond());
             result.put("prefill_gflops", p.flops() / p.seconds() / 1e9);

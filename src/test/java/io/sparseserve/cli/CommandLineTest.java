@@ -72,13 +72,15 @@ class CommandLineTest {
                     "--context", "128", "--dtype", "bf16", "--out", out.toString());
             assertEquals(0, s.exitCode(), s.err());
             JsonNode b = json(CliRunner.run("bench", "--model", out.toString(), "--new-tokens", "4", "--prompt-tokens", "32",
-                    "--copy-mb", "16", "--json"));
-            for (String key : new String[] {"decode_tokens_per_s", "decode_weight_gbps", "copy_gbps", "prefill_tokens_per_s",
+                    "--copy-mb", "16", "--rounds", "2", "--warmup-seconds", "0.5", "--json"));
+            for (String key : new String[] {"decode_tokens_per_s", "decode_weight_gbps", "copy_gbps", "read_gbps",
+                    "read_one_pass_gbps", "decode_bandwidth_ratio", "decode_read_ratio", "prefill_tokens_per_s",
                     "prefill_gflops", "weight_bytes", "rss_bytes"}) {
                 assertTrue(b.get(key).asDouble() > 0, family + " " + key + " = " + b.get(key));
             }
             JsonNode i = json(CliRunner.run("inspect", "--model", out.toString(), "--json"));
             assertEquals(b.get("weight_bytes").asLong(), i.get("weight_bytes").asLong());
+            assertEquals(2, b.get("rounds").size());
         }
     }
 
@@ -95,6 +97,8 @@ class CommandLineTest {
             {"synth", "--family", "gpt2", "--hidden", "8", "--layers", "1", "--heads", "2", "--intermediate", "8",
                     "--vocab", "10", "--out", tmp.resolve("x").toString()},
             {"bench", "--model", model, "--batch", "0"},
+            {"bench", "--model", model, "--rounds", "0"},
+            {"bench", "--model", model, "--warmup-seconds", "-1"},
         };
         for (String[] args : cases) {
             CliRunner r = CliRunner.run(args);

@@ -11,8 +11,9 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The machine's memory bandwidth with all pool threads, the yardsticks for decode, which streams weights and
  * should run near the memory's speed: {@link #copy} (bytes read plus bytes written over arrays far larger than the
- * caches, the STREAM "copy" convention) and {@link #read} (the same segments decode reads, read in the access
- * pattern of the decode kernel with no arithmetic: what decode could reach at best).
+ * caches, the STREAM "copy" convention), {@link #read} (the same segments decode reads, one after another in the
+ * access pattern of the decode kernel with no arithmetic: what decode could reach at best with a barrier after each)
+ * and {@link #readOnePass} (the same, without the barriers: a bound for any decode).
  */
 public final class MemoryBandwidth {
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
@@ -56,6 +57,32 @@ public final class MemoryBandwidth {
                 long perThread = s.byteSize() / threads;
                 pool.parallelFor(threads, (t, t1, th) -> sink += streams(s, t * perThread, perThread));
             }
+            long t1 = System.nanoTime();
+            best = Math.max(best, total / ((t1 - t0) / 1e9));
+        }
+        return best;
+    }
+
+    /**
+     * Best of {@code repeats} reads of every segment in one parallel pass: each thread reads its share of every
+     * segment, one segment after another, with no synchronisation in between. The most that any decode reading each
+     * weight once from memory could reach on this machine.
+     */
+    public static double readOnePass(CpuPool pool, List<MemorySegment> segments, int repeats) {
+        long total = 0;
+        for (MemorySegment s : segments) total += s.byteSize();
+        int threads = pool.threads();
+        double best = 0;
+        for (int r = 0; r < repeats; r++) {
+            long t0 = System.nanoTime();
+            pool.parallelFor(threads, (t, t1, th) -> {
+                long sum = 0;
+                for (MemorySegment s : segments) {
+                    long perThread = s.byteSize() / threads;
+                    sum += streams(s, t * perThread, perThread);
+                }
+                sink += sum;
+            });
             long t1 = System.nanoTime();
             best = Math.max(best, total / ((t1 - t0) / 1e9));
         }
