@@ -90,12 +90,12 @@ final class BenchCommand implements Callable<Integer> {
                 round.put("copy_gbps", copy[r]);
                 round.put("read_gbps", read[r]);
                 round.put("read_one_pass_gbps", onePass[r]);
-                round.put("decode_weight_gbps", bytesPerStep * (decode[r] / batch) / 1e9);
+                round.put("decode_weight_gbps", weightGbps(bytesPerStep, decode[r]));
                 perRound.add(round);
             }
             Benchmark.Prefill p = bench.prefill(promptTokens, 3);
             double tokensPerSecond = median(decode), copyGbps = median(copy), readGbps = median(read);
-            double decodeGbps = bytesPerStep * (tokensPerSecond / batch) / 1e9;
+            double decodeGbps = weightGbps(bytesPerStep, tokensPerSecond);
             Map<String, Object> result = new LinkedHashMap<>();
             result.put("device", "cpu");
             result.put("threads", CpuPool.shared().threads());
@@ -126,6 +126,11 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Weight bytes streamed per second (GB/s) at {@code tokensPerSecond} over the batch: one read per step. */
+    private double weightGbps(long bytesPerStep, double tokensPerSecond) {
+        return bytesPerStep * (tokensPerSecond / batch) / 1e9;
     }
 
     /** The median of a few values (the mean of the middle two for an even count). */

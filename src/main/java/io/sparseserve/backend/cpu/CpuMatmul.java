@@ -56,10 +56,7 @@ public final class CpuMatmul {
         if (Bf16Gemv.appliesBatched(w)) {
             // Several tokens take the same arithmetic per token as one (batch invariance, see Bf16Gemv.rowsBatched).
             int half = w.cols() / 2;
-            if (xEven.length < tokens * half) {
-                xEven = new float[tokens * half];
-                xOdd = new float[tokens * half];
-            }
+            ensureHalves(tokens * half);
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
@@ -124,11 +121,7 @@ public final class CpuMatmul {
     private void decode(WeightMatrix[] ws, float[][] ys, int[] yOffs, float[][] biases, int count, float[] x, int xOff) {
         int cols = ws[0].cols();
         if (ws[0] instanceof DenseMatrix) {
-            int half = cols / 2;
-            if (xEven.length < half) {
-                xEven = new float[half];
-                xOdd = new float[half];
-            }
+            ensureHalves(cols / 2);
             Bf16Gemv.split(x, xOff, cols, xEven, xOdd);
         } else if (xOff != 0) {
             if (xCopy.length < cols) xCopy = new float[cols];
@@ -136,6 +129,14 @@ public final class CpuMatmul {
             x = xCopy;
         }
         pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, x, xEven, xOdd));
+    }
+
+    /** Grows the even/odd halves of x (Bf16Gemv.split) to hold n floats each. */
+    private void ensureHalves(int n) {
+        if (xEven.length < n) {
+            xEven = new float[n];
+            xOdd = new float[n];
+        }
     }
 
     private static void rowsRange(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,

@@ -31,14 +31,8 @@ public final class MemoryBandwidth {
             dst.fill((byte) 2);
             int chunks = pool.threads() * 16;
             long chunk = bytes / chunks;
-            double best = 0;
-            for (int r = 0; r < repeats; r++) {
-                long t0 = System.nanoTime();
-                pool.parallelFor(chunks, (c0, c1, th) -> MemorySegment.copy(src, c0 * chunk, dst, c0 * chunk, (c1 - c0) * chunk));
-                long t1 = System.nanoTime();
-                best = Math.max(best, 2.0 * chunk * chunks / ((t1 - t0) / 1e9));
-            }
-            return best;
+            return best(repeats, 2.0 * chunk * chunks, () ->
+                    pool.parallelFor(chunks, (c0, c1, th) -> MemorySegment.copy(src, c0 * chunk, dst, c0 * chunk, (c1 - c0) * chunk)));
         }
     }
 
@@ -47,20 +41,13 @@ public final class MemoryBandwidth {
      * {@value #STREAMS} sequential streams per thread (as the decode kernel reads a matrix), in bytes per second.
      */
     public static double read(CpuPool pool, List<MemorySegment> segments, int repeats) {
-        long total = 0;
-        for (MemorySegment s : segments) total += s.byteSize();
         int threads = pool.threads();
-        double best = 0;
-        for (int r = 0; r < repeats; r++) {
-            long t0 = System.nanoTime();
+        return best(repeats, totalBytes(segments), () -> {
             for (MemorySegment s : segments) {
                 long perThread = s.byteSize() / threads;
                 pool.parallelFor(threads, (t, t1, th) -> sink += streams(s, t * perThread, perThread));
             }
-            long t1 = System.nanoTime();
-            best = Math.max(best, total / ((t1 - t0) / 1e9));
-        }
-        return best;
+        });
     }
 
     /**
@@ -69,24 +56,32 @@ public final class MemoryBandwidth {
      * weight once from memory could reach on this machine.
      */
     public static double readOnePass(CpuPool pool, List<MemorySegment> segments, int repeats) {
-        long total = 0;
-        for (MemorySegment s : segments) total += s.byteSize();
         int threads = pool.threads();
+        return best(repeats, totalBytes(segments), () -> pool.parallelFor(threads, (t, t1, th) -> {
+            long sum = 0;
+            for (MemorySegment s : segments) {
+                long perThread = s.byteSize() / threads;
+                sum += streams(s, t * perThread, perThread);
+            }
+            sink += sum;
+        }));
+    }
+
+    /** The highest rate of {@code repeats} timed runs of {@code pass}, which moves {@code bytes} bytes each. */
+    private static double best(int repeats, double bytes, Runnable pass) {
         double best = 0;
         for (int r = 0; r < repeats; r++) {
             long t0 = System.nanoTime();
-            pool.parallelFor(threads, (t, t1, th) -> {
-                long sum = 0;
-                for (MemorySegment s : segments) {
-                    long perThread = s.byteSize() / threads;
-                    sum += streams(s, t * perThread, perThread);
-                }
-                sink += sum;
-            });
-            long t1 = System.nanoTime();
-            best = Math.max(best, total / ((t1 - t0) / 1e9));
+            pass.run();
+            best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9));
         }
         return best;
+    }
+
+    private static long totalBytes(List<MemorySegment> segments) {
+        long total = 0;
+        for (MemorySegment s : segments) total += s.byteSize();
+        return total;
     }
 
     /** Sums [from, from + len) as four interleaved sequential streams, a vector at a time from each. */
