@@ -16,15 +16,8 @@ port="${PORT:-50051}"
 model="${1:-$here/models/kdoc-llama-5m}"
 server=""
 if [ "${SERVER:-}" != "running" ]; then
-  log="$(mktemp -t sparse-serve-XXXX.log)"
-  "$here/bin/sparse-serve" serve --model "$model" --port "$port" >"$log" 2>&1 &
-  server=$!
-  trap 'kill -TERM $server 2>/dev/null || true' EXIT
-  for _ in $(seq 1 600); do
-    grep -q "listening on" "$log" && break
-    kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.5
-  done
+  . "$here/loadtest/start-server.sh"
+  start_server "$model" "$port"
 fi
 for scenario in generate generate-stream; do
   echo "== $scenario"

@@ -16,17 +16,9 @@ new_tokens="${4:-32}"
 shift $(( $# < 4 ? $# : 4 ))
 port="${PORT:-50199}"
 warmup="${WARMUP_S:-10}"
-log="$(mktemp -t sparse-serve-XXXX.log)"
 
-"$here/bin/sparse-serve" serve --model "$model" --port "$port" "$@" >"$log" 2>&1 &
-server=$!
-trap 'kill -TERM $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$log" && break
-  kill -0 $server 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.5
-done
-grep -q "listening on" "$log" || { echo "server did not start" >&2; cat "$log" >&2; exit 1; }
+. "$here/loadtest/start-server.sh"
+start_server "$model" "$port" "$@"
 
 # Warm-up: JIT-compile the kernels before anything is measured.
 "$here/bin/sparse-serve" loadtest --port "$port" --concurrency 4 --duration "$warmup" --max-new-tokens "$new_tokens" >/dev/null
