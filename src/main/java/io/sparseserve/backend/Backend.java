@@ -59,6 +59,14 @@ public interface Backend {
 
         public AttentionLayout() {}
 
+        /**
+         * Index in a layer's key (or value) cache of position {@code offset} of KV head {@code kvHead} in block
+         * {@code block}: each block is laid out [kvHeads][blockSize][headDim].
+         */
+        public static int kvIndex(int block, int kvHead, int offset, int kvHeads, int blockSize, int headDim) {
+            return ((block * kvHeads + kvHead) * blockSize + offset) * headDim;
+        }
+
         public AttentionLayout(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize, int heads,
                                int kvHeads, int headDim) {
             set(tokens, positions, tokenSeq, blockTables, blockSize, heads, kvHeads, headDim);

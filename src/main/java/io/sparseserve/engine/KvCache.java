@@ -1,12 +1,14 @@
 package io.sparseserve.engine;
 
+import io.sparseserve.backend.Backend.AttentionLayout;
 import io.sparseserve.model.ModelConfig;
 
 /**
  * A paged KV cache (as in vLLM's PagedAttention): per layer, one array of fixed-size blocks of keys and one of
- * values. A block holds blockSize positions laid out head-major, [kvHeads][blockSize][headDim], so that attention
- * reads one head's keys and values of a block as one contiguous run. Sequences own blocks through {@link BlockTable}s, so memory is bounded by a
- * budget instead of by the longest possible sequence, and freed blocks are reused at once.
+ * values. A block holds blockSize positions laid out head-major, [kvHeads][blockSize][headDim]
+ * ({@link AttentionLayout#kvIndex}), so that attention reads one head's keys and values of a block as one contiguous
+ * run. Sequences own blocks through {@link BlockTable}s, so memory is bounded by a budget instead of by the longest
+ * possible sequence, and freed blocks are reused at once.
  */
 public final class KvCache {
     public static final int DEFAULT_BLOCK_SIZE = 16;
@@ -63,7 +65,7 @@ public final class KvCache {
             int p = positions[t];
             int block = tables[tokenSeq[t]][p / blockSize], offset = p % blockSize;
             for (int h = 0; h < kvHeads; h++) {
-                int to = ((block * kvHeads + h) * blockSize + offset) * headDim;
+                int to = AttentionLayout.kvIndex(block, h, offset, kvHeads, blockSize, headDim);
                 System.arraycopy(k, t * kvDim + h * headDim, keys[layer], to, headDim);
                 System.arraycopy(v, t * kvDim + h * headDim, values[layer], to, headDim);
             }

@@ -168,7 +168,6 @@ public final class Transformer {
     /** Two or three linears of the same input in one backend call (c null for two). */
     private void linears(float[] in, int n, float[][] outs, Linear a, Linear b, Linear c) {
         int count = c == null ? 2 : 3;
-
         passWeights[0] = a.weight();
         passWeights[1] = b.weight();
         passBiases[0] = a.bias();

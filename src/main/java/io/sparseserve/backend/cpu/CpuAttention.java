@@ -64,7 +64,7 @@ public final class CpuAttention {
         int n = l.positions()[t] + 1;
         float max = Float.NEGATIVE_INFINITY;
         for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
-            int base = (table[bi] * kvHeads + kvh) * bs * d;
+            int base = AttentionLayout.kvIndex(table[bi], kvh, 0, kvHeads, bs, d);
             for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
                 float s = CpuMatmul.dot(q, qo, kCache, base + o * d, d) * scale;
                 sc[b0 + o] = s;
@@ -92,7 +92,7 @@ public final class CpuAttention {
         for (; i < bound; i += F.length()) {
             FloatVector acc = FloatVector.zero(F);
             for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
-                int base = (table[bi] * kvHeads + kvh) * bs * d + i;
+                int base = AttentionLayout.kvIndex(table[bi], kvh, 0, kvHeads, bs, d) + i;
                 for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
                     acc = FloatVector.fromArray(F, vCache, base + o * d).fma(FloatVector.broadcast(F, sc[b0 + o]), acc);
                 }
@@ -101,7 +101,9 @@ public final class CpuAttention {
         }
         for (; i < d; i++) {
             float acc = 0f;
-            for (int p = 0; p < n; p++) acc += sc[p] * vCache[((table[p / bs] * kvHeads + kvh) * bs + p % bs) * d + i];
+            for (int p = 0; p < n; p++) {
+                acc += sc[p] * vCache[AttentionLayout.kvIndex(table[p / bs], kvh, p % bs, kvHeads, bs, d) + i];
+            }
             out[oo + i] = acc * inv;
         }
     }
