@@ -89,6 +89,8 @@ class ChatServerTest {
                     ids.addAll(it.next().getTokenIdsList());
                 }
                 assertArrayEquals(want, ids.stream().mapToInt(Integer::intValue).toArray());
+                System.out.printf("%s chat: http ids %s, sse ids %s, grpc ids %s, grpc stream ids %s (reference %s)%n", fixture,
+                        choice.path("token_ids"), streamed, unary.getTokenIdsList(), ids, c.path("greedy_new_ids_ignoring_eos"));
             }
 
             // A plain prompt: the tokenizer's special tokens, and generation_config.json's stop ids.
