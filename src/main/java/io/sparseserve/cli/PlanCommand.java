@@ -166,9 +166,9 @@ final class PlanCommand implements Callable<Integer> {
     }
 
     private static void table(PrintWriter out, ModelShape s, MemoryPlanner p, List<MemoryPlan> plans) {
-        out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, weights %s, KV %s %.2f MB per token%n", s.name(), s.family(),
-                s.layers(), s.hidden(), p.dtype().name().toLowerCase(Locale.ROOT), p.kvDtype().name().toLowerCase(Locale.ROOT),
-                p.kvBytesPerToken() / 1e6);
+        out.printf(Locale.ROOT, "%s: %s, %d layers, hidden %d, weights %s, KV %s %,d bytes (%.2f MB) per token%n", s.name(),
+                s.family(), s.layers(), s.hidden(), p.dtype().name().toLowerCase(Locale.ROOT),
+                p.kvDtype().name().toLowerCase(Locale.ROOT), p.kvBytesPerToken(), p.kvBytesPerToken() / 1e6);
         out.printf(Locale.ROOT, "per GPU: %s x %.2f - %s overhead = %s usable; KV for %d x %d tokens%n%n",
                 ByteSize.gib(p.gpuBytes()), p.utilization(), ByteSize.gib(p.overheadBytes()), ByteSize.gib(p.usableBytes()),
                 p.concurrency(), p.context());

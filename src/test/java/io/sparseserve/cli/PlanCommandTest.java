@@ -135,6 +135,26 @@ class PlanCommandTest {
         }
     }
 
+    /** The bytes plan predicts are the bytes the loader holds: a 2:4 model pruned here, planned and inspected. */
+    @Test
+    void aPrunedFolderIsPlannedInItsOwnFormatAndMatchesInspect() throws Exception {
+        Path out = tmp.resolve("pruned-24");
+        CliRunner pruned = CliRunner.run("prune", "--model", io.sparseserve.TestData.bundledModel().toString(), "--out",
+                out.toString(), "--method", "magnitude", "--pattern", "2:4");
+        assertEquals(0, pruned.exitCode(), pruned.err());
+        JsonNode inspect = plan("inspect", "--model", out.toString(), "--json");
+        JsonNode j = plan("plan", "--model", out.toString(), "--gpu", "h200", "--json");
+        assertEquals(2, j.get("plans").size(), "dense and the folder's own format");
+        JsonNode p = j.get("plans").get(1);
+        assertEquals("sparse-24-bitmask", p.get("format").asText());
+        assertEquals(inspect.get("linear_weight_bytes").asLong(), p.get("linear_bytes_per_layer").asLong() * j.get("layers").asLong());
+        assertEquals(inspect.get("linear_dense_equivalent_bytes").asLong(),
+                p.get("linear_dense_bytes_per_layer").asLong() * j.get("layers").asLong());
+        // inspect lists matrices only; plan adds the norms (2 per layer and the final one, hidden BF16 values each).
+        long norms = (2L * j.get("layers").asLong() + 1) * j.get("hidden").asLong() * 2;
+        assertEquals(inspect.get("weight_bytes").asLong() + norms, p.get("weight_bytes").asLong());
+    }
+
     @Test
     void aBareConfigWithoutTorchDtypeNeedsDtype() throws Exception {
         ObjectMapper m = new ObjectMapper();
