@@ -63,49 +63,67 @@ public record MemoryPlanner(ModelShape shape, DType dtype, DType kvDtype, long g
         long kvPerLayer = kvPerLayerSequence * concurrency;
         long usable = usableBytes();
 
-        List<long[]> stages = new ArrayList<>(); // {firstLayer, endLayer, embeddings, head, weightBytes}
-        long[] cur = {0, 0, 0, 0, 0};
-        for (int item = -1; item <= shape.layers(); item++) {
+        List<Filling> filled = new ArrayList<>();
+        Filling cur = new Filling(0);
+        for (int item = -1; item <= shape.layers(); item++) { // -1: embeddings, 0..L-1: layers, L: head
             boolean isLayer = item >= 0 && item < shape.layers();
             for (int attempt = 0; ; attempt++) {
-                boolean first = stages.isEmpty();
                 long w = item < 0 ? embeddings : isLayer ? layer
-                        : head - (shape.tieEmbeddings() && first ? headMatrix : 0); // a tied head on GPU 0 is the embedding
+                        : head - (shape.tieEmbeddings() && filled.isEmpty() ? headMatrix : 0); // tied head on GPU 0 = embedding
                 long kv = isLayer ? kvPerLayer : 0;
-                long used = cur[4] + (cur[1] - cur[0]) * kvPerLayer;
-                if (used + w + kv <= usable) {
-                    cur[4] += w;
-                    if (item < 0) cur[2] = 1;
-                    else if (isLayer) cur[1] = item + 1;
-                    else cur[3] = 1;
+                if (cur.weights + cur.layers() * kvPerLayer + w + kv <= usable) {
+                    cur.weights += w;
+                    if (item < 0) cur.embeddings = true;
+                    else if (isLayer) cur.end = item + 1;
+                    else cur.head = true;
                     break;
                 }
-                boolean empty = cur[4] == 0 && cur[1] == cur[0];
-                if (empty || attempt > 0) {
+                if (cur.isEmpty() || attempt > 0) {
                     String what = item < 0 ? "the embeddings" : isLayer ? "one decoder layer" : "the head";
                     throw new InvalidInputException(what + " (" + ByteSize.gib(w) + " of weights + " + ByteSize.gib(kv)
                             + " of KV cache) do not fit in one GPU's usable " + ByteSize.gib(usable)
                             + ": use a larger --gpu-memory, a shorter --context or fewer --concurrency");
                 }
-                stages.add(cur);
-                cur = new long[] {cur[1], cur[1], 0, 0, 0};
+                filled.add(cur);
+                cur = new Filling(cur.end);
             }
         }
-        stages.add(cur);
+        filled.add(cur);
 
         List<MemoryPlan.Stage> out = new ArrayList<>();
         long maxSequences = Long.MAX_VALUE;
-        for (int g = 0; g < stages.size(); g++) {
-            long[] s = stages.get(g);
-            long layers = s[1] - s[0];
-            long kv = layers * kvPerLayer;
-            long free = usable - s[4] - kv;
-            long perSequence = layers * kvPerLayerSequence;
-            long sequences = perSequence == 0 ? Long.MAX_VALUE : (usable - s[4]) / perSequence;
+        for (int g = 0; g < filled.size(); g++) {
+            Filling f = filled.get(g);
+            long kv = f.layers() * kvPerLayer;
+            long perSequence = f.layers() * kvPerLayerSequence;
+            long sequences = perSequence == 0 ? Long.MAX_VALUE : (usable - f.weights) / perSequence;
             maxSequences = Math.min(maxSequences, sequences);
-            out.add(new MemoryPlan.Stage(g, (int) s[0], (int) s[1], s[2] == 1, s[3] == 1, s[4], kv, free, sequences));
+            out.add(new MemoryPlan.Stage(g, f.first, f.end, f.embeddings, f.head, f.weights, kv, usable - f.weights - kv,
+                    sequences));
         }
         return new MemoryPlan(format, linear, linearDense, layer, embeddings, head, weights, kvTokensPerSequence(),
                 List.copyOf(out), maxSequences);
+    }
+
+    /** One GPU while it is being filled: decoder layers [first, end), whether it holds the ends, its weight bytes. */
+    private static final class Filling {
+        final int first;
+        int end;
+        boolean embeddings;
+        boolean head;
+        long weights;
+
+        Filling(int first) {
+            this.first = first;
+            this.end = first;
+        }
+
+        long layers() {
+            return end - first;
+        }
+
+        boolean isEmpty() {
+            return weights == 0 && end == first;
+        }
     }
 }
