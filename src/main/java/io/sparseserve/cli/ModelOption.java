@@ -12,9 +12,15 @@ final class ModelOption {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path dir;
 
+    @Option(names = "--max-model-len", paramLabel = "N", defaultValue = "0",
+            description = "Serve at most N positions of context (default: the model's max_position_embeddings); "
+                    + "the rotary tables and the KV cache are sized to it.")
+    int maxModelLen;
+
     Model load() {
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
-        return Model.load(dir);
+        if (maxModelLen < 0) throw new InvalidInputException("--max-model-len must be >= 1, got " + maxModelLen);
+        return Model.load(dir, maxModelLen);
     }
 
     Tokenizer tokenizer() {

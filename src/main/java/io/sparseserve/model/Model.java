@@ -25,7 +25,17 @@ public final class Model implements AutoCloseable {
 
     /** Loads a Hugging Face folder; a corrupt or unsupported one throws {@link ModelFormatException}. */
     public static Model load(Path dir) {
-        ModelConfig config = ModelConfig.read(dir);
+        return load(dir, 0);
+    }
+
+    /**
+     * Loads a folder to serve at most {@code maxModelLen} positions (0: the declared context), with the default stop
+     * set of its config, generation config and tokenizer config ({@link StopTokens}).
+     */
+    public static Model load(Path dir, int maxModelLen) {
+        ModelConfig declared = ModelConfig.read(dir);
+        ModelConfig config = declared.served(maxModelLen)
+                .withEosTokenIds(StopTokens.defaults(dir, declared, TokenizerConfig.read(dir)));
         ModelFiles files = ModelFiles.open(dir);
         try {
             TensorSource src = new TensorSource(files, config);
