@@ -198,7 +198,7 @@ extern "C" __global__ void attn_decode_combine(const float* partOut, const float
         decode_partial<KV>(q, kCache, vCache, blockTables, maxBlocksPerSeq, tokenSeq, positions, partOut, partMax,     \
                            partSum, heads, kvHeads, headDim, blockSize, splitLen, maxSplits, scale);                   \
     }                                                                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) attn_prefill_##SUF(                                                \
+    extern "C" __global__ void __launch_bounds__(256) attn_prefill_##SUF(                                                \
         const float* q, const KV* kCache, const KV* vCache, const int* blockTables, int maxBlocksPerSeq,                 \
         const int* tokenSeq, const int* positions, float* out, int tokens, int heads, int kvHeads, int headDim,          \
         int blockSize, float scale) {                                                                                    \

@@ -38,7 +38,7 @@ SS_HD long long partial_index(int t, int h, int s, int heads, int maxSplits) {
 
 // ---- Prefill attention KV tile (positions per shared-memory tile) and its dynamic shared memory.
 SS_HD int prefill_kv_tile(int headDim) { return headDim <= 128 ? 32 : 16; }
-constexpr int PREFILL_WARPS = 4; // query tokens per block (one warp each)
+constexpr int PREFILL_WARPS = 8; // query tokens per block (one warp each), sharing each K/V tile
 SS_HD int prefill_shared_bytes(int headDim) {
     // K tile padded by one float per row (no bank conflicts when lane j reads row j), V tile, one q row per warp.
     return (prefill_kv_tile(headDim) * (headDim + 1) + prefill_kv_tile(headDim) * headDim + PREFILL_WARPS * headDim) * 4;
