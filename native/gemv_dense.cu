@@ -1,8 +1,10 @@
 // Dense GEMV for decode: y[t, r] = sum_k x[t, k] W[r, k] (+ bias[r]) for 1..16 token rows, W in its stored dtype,
-// accumulation in float32. One warp per weight row; each lane streams 16-byte chunks of the row (8 elements),
-// four chunks in flight per lane before any arithmetic, so that a block of 8 warps keeps 8 * 32 * 64 = 16 KB of
-// BF16 weights in flight (a few blocks per SM cover H200's bandwidth-delay product). Every loaded weight is used for
-// all T token rows (the x rows are small and stay in L1/L2). As llama.cpp's mul_mat_vec, one kernel per token tile.
+// accumulation in float32. L lanes per weight row (32 at 1-2 token rows, 16 at 4, 8 at 8-16: ss::gemv_lanes_per_row);
+// each lane streams 16-byte chunks of its row (8 elements), four chunks in flight before any arithmetic (at L = 32 a
+// block keeps 8 * 32 * 64 = 16 KB of BF16 weights in flight; a few blocks per SM cover H200's bandwidth-delay
+// product). Every loaded weight serves all T token rows; x rows come from L1/L2, and at many token rows their loads,
+// 2T per weight chunk, would outweigh the weight stream: there the rows of a warp share each x load (same address
+// across its row groups, one broadcast). As llama.cpp's mul_mat_vec, one kernel per token tile.
 #include "common.cuh"
 
 namespace {
@@ -22,39 +24,46 @@ template <int T> __device__ __forceinline__ void fma8(float (&acc)[T], const flo
 template <typename W, int T>
 __device__ __forceinline__ void gemv(const W* w, const float* x, float* y, const float* bias, int rows, int cols, int tokens,
                                      int ldx, int ldy) {
-    int lane = threadIdx.x & 31;
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (r >= rows) return; // the whole warp leaves
-    const W* wr = w + (long long)r * cols;
+    constexpr int L = ss::gemv_lanes_per_row(T); // lanes per row; a warp reads 32 / L rows side by side
+    int lane = threadIdx.x & 31, sub = lane % L;
+    int r = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / L) + lane / L;
+    // A lane of a row past the end still takes part in the shuffles (other rows of its warp need them).
+    bool valid = r < rows;
+    if (__ballot_sync(ss::FULL, valid) == 0) return; // the whole warp leaves
+    const W* wr = w + (long long)(valid ? r : 0) * cols;
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; t++) acc[t] = 0.f;
     bool vec = cols % 8 == 0 && ldx % 4 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
-    if (vec) {
-        int chunks = cols / 8, c = lane;
-        for (; c + 96 < chunks; c += 128) {
+    if (valid && vec) {
+        int chunks = cols / 8, c = sub;
+        for (; c + 3 * L < chunks; c += 4 * L) {
             float v[4][8];
 #pragma unroll
-            for (int u = 0; u < 4; u++) ss::Dtype<W>::load8(wr + (c + 32 * u) * 8, v[u]);
+            for (int u = 0; u < 4; u++) ss::Dtype<W>::load8(wr + (c + L * u) * 8, v[u]);
 #pragma unroll
-            for (int u = 0; u < 4; u++) fma8<T>(acc, v[u], x, ldx, (c + 32 * u) * 8, tokens);
+            for (int u = 0; u < 4; u++) fma8<T>(acc, v[u], x, ldx, (c + L * u) * 8, tokens);
         }
-        for (; c < chunks; c += 32) {
+        for (; c < chunks; c += L) {
             float v[8];
             ss::Dtype<W>::load8(wr + c * 8, v);
             fma8<T>(acc, v, x, ldx, c * 8, tokens);
         }
-    } else {
-        for (int k = lane; k < cols; k += 32) {
+    } else if (valid) {
+        for (int k = sub; k < cols; k += L) {
             float v = ss::Dtype<W>::load(wr + k);
 #pragma unroll
             for (int t = 0; t < T; t++)
                 if (t < tokens) acc[t] += v * x[(long long)t * ldx + k];
         }
     }
+    // Sum over the row's L lanes (aligned groups of L: xor offsets below L stay inside the group).
 #pragma unroll
-    for (int t = 0; t < T; t++) acc[t] = ss::warp_sum(acc[t]);
-    if (lane == 0) {
+    for (int t = 0; t < T; t++) {
+#pragma unroll
+        for (int o = L / 2; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(ss::FULL, acc[t], o);
+    }
+    if (valid && sub == 0) {
         float b = bias ? bias[r] : 0.f;
 #pragma unroll
         for (int t = 0; t < T; t++)

@@ -65,6 +65,12 @@ SS_HD int nm24_nibble(const unsigned char* meta, int r, int g, int cols) {
 
 // ---- Dense GEMV: token-row tile sizes with a kernel each (gemv_<dtype>_t<T>); the host picks the smallest T >= tokens.
 SS_HD int gemv_token_tile(int tokens) { return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : tokens <= 8 ? 8 : 16; }
-constexpr int GEMV_WARPS = 8; // rows per block (one warp per row)
+// A dense GEMV row is read by gemv_lanes_per_row(T) lanes of a warp (32 / that many rows per warp): at 8 and 16 token
+// rows, 8 lanes per row, so that the four rows of a warp read each x chunk once (a broadcast) instead of four times.
+// Block = GEMV_THREADS (8 warps); grid = ceil(rows / gemv_rows_per_block(T)).
+constexpr int GEMV_THREADS = 256;
+SS_HD constexpr int gemv_lanes_per_row(int T) { return T <= 2 ? 32 : T <= 4 ? 16 : 8; }
+SS_HD constexpr int gemv_rows_per_block(int T) { return GEMV_THREADS / gemv_lanes_per_row(T); }
+constexpr int GEMV_WARPS = 8; // rows per block of the sparse GEMVs and the bitmask expansion (one warp per row)
 
 } // namespace ss
