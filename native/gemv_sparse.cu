@@ -6,7 +6,8 @@
 // value, so only a row offset is stored. Then per tile lane l owns columns 2l and 2l+1 and finds its value slots by
 // popcount of the bits below: the warp reads the tile's kept values as one contiguous run (coalesced), no gathers.
 //
-// 2:4: each lane reads 16 bytes of values (8 kept values = 16 columns) and two metadata bytes per step.
+// 2:4: each lane reads 16 bytes of values (8 kept values = 16 columns) and two metadata bytes per step; as in the dense
+// GEMV, 16 or 8 lanes per row at 4-16 token rows so that a warp's rows share their x loads.
 #include "common.cuh"
 
 namespace {
@@ -88,37 +89,41 @@ template <int T> __device__ __forceinline__ void fma_nm24(float (&acc)[T], const
 template <typename W, int T>
 __device__ __forceinline__ void spmv_nm24(const unsigned char* meta, const W* values, const float* x, float* y,
                                           const float* bias, int rows, int cols, int tokens, int ldx, int ldy) {
-    int lane = threadIdx.x & 31;
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (r >= rows) return;
-    const W* vr = values + (long long)r * (cols / 2);
-    const unsigned char* mr = meta + (long long)r * ss::nm24_meta_row_bytes(cols);
+    // L lanes per row as in the dense GEMV (ss::gemv_lanes_per_row): at many token rows the rows of a warp share x.
+    constexpr int L = ss::gemv_lanes_per_row(T);
+    int lane = threadIdx.x & 31, sub = lane % L;
+    int r = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * (32 / L) + lane / L;
+    bool valid = r < rows;
+    if (__ballot_sync(ss::FULL, valid) == 0) return;
+    int row = valid ? r : 0;
+    const W* vr = values + (long long)row * (cols / 2);
+    const unsigned char* mr = meta + (long long)row * ss::nm24_meta_row_bytes(cols);
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; t++) acc[t] = 0.f;
     bool vec = cols % 16 == 0 && ((uintptr_t)values & 15) == 0 && ((uintptr_t)meta & 1) == 0;
-    if (vec) {
+    if (valid && vec) {
         const unsigned short* mr2 = reinterpret_cast<const unsigned short*>(mr);
-        int chunks = cols / 16, c = lane;
-        for (; c + 32 < chunks; c += 64) {
+        int chunks = cols / 16, c = sub;
+        for (; c + L < chunks; c += 2 * L) {
             float v[2][8];
             unsigned m[2];
 #pragma unroll
             for (int u = 0; u < 2; u++) {
-                ss::Dtype<W>::load8(vr + (c + 32 * u) * 8, v[u]);
-                m[u] = __ldg(mr2 + c + 32 * u);
+                ss::Dtype<W>::load8(vr + (c + L * u) * 8, v[u]);
+                m[u] = __ldg(mr2 + c + L * u);
             }
 #pragma unroll
-            for (int u = 0; u < 2; u++) fma_nm24<T>(acc, v[u], m[u], x, ldx, (c + 32 * u) * 16, tokens);
+            for (int u = 0; u < 2; u++) fma_nm24<T>(acc, v[u], m[u], x, ldx, (c + L * u) * 16, tokens);
         }
-        for (; c < chunks; c += 32) {
+        for (; c < chunks; c += L) {
             float v[8];
             ss::Dtype<W>::load8(vr + c * 8, v);
             fma_nm24<T>(acc, v, __ldg(mr2 + c), x, ldx, c * 16, tokens);
         }
-    } else {
-        for (int g = lane; g < cols / 4; g += 32) {
-            unsigned nib = (unsigned)ss::nm24_nibble(meta, r, g, cols);
+    } else if (valid) {
+        for (int g = sub; g < cols / 4; g += L) {
+            unsigned nib = (unsigned)ss::nm24_nibble(meta, row, g, cols);
             float v0 = ss::Dtype<W>::load(vr + 2 * g), v1 = ss::Dtype<W>::load(vr + 2 * g + 1);
 #pragma unroll
             for (int t = 0; t < T; t++) {
@@ -130,8 +135,11 @@ __device__ __forceinline__ void spmv_nm24(const unsigned char* meta, const W* va
         }
     }
 #pragma unroll
-    for (int t = 0; t < T; t++) acc[t] = ss::warp_sum(acc[t]);
-    if (lane == 0) {
+    for (int t = 0; t < T; t++) {
+#pragma unroll
+        for (int o = L / 2; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(ss::FULL, acc[t], o);
+    }
+    if (valid && sub == 0) {
         float bb = bias ? bias[r] : 0.f;
 #pragma unroll
         for (int t = 0; t < T; t++)
