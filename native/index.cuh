@@ -71,6 +71,9 @@ SS_HD int gemv_token_tile(int tokens) { return tokens <= 1 ? 1 : tokens <= 2 ? 2
 constexpr int GEMV_THREADS = 256;
 SS_HD constexpr int gemv_lanes_per_row(int T) { return T <= 2 ? 32 : T <= 4 ? 16 : 8; }
 SS_HD constexpr int gemv_rows_per_block(int T) { return GEMV_THREADS / gemv_lanes_per_row(T); }
+// Tensor-core BF16 GEMV (gemv_tc_bf16_t8/_t16): 16 weight rows per block of GEMV_TC_THREADS; grid = ceil(rows / 16).
+constexpr int GEMV_TC_THREADS = 256;
+constexpr int GEMV_TC_ROWS = 16;
 constexpr int GEMV_WARPS = 8; // rows per block of the sparse GEMVs and the bitmask expansion (one warp per row)
 
 } // namespace ss

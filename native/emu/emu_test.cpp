@@ -8,6 +8,7 @@
 #include "../expand.cu"
 #include "../gemv_dense.cu"
 #include "../gemv_sparse.cu"
+#include "../gemv_tensor.cu"
 #include "../norm.cu"
 #include "../rope.cu"
 #include "../sample.cu"
@@ -100,6 +101,7 @@ int main() {
     test_rope();
     test_embed_and_sample();
     test_gemv_dense();
+    test_gemv_tensor();
     test_sparse();
     test_attention();
     std::printf("%d of %d checks failed\n", failures, checks);

@@ -33,7 +33,7 @@ class PtxasReportTest {
     static List<String> expectedKernels() {
         List<String> k = new ArrayList<>(List.of("silu_mul_f32", "relu_f32", "add_f32", "bias_add_f32", "cast_f32_to_bf16",
                 "cast_f32_to_f16", "cast_bf16_to_f32", "cast_f16_to_f32", "rms_norm_f32", "layer_norm_f32", "rope_f32",
-                "gather_rows_f32", "argmax_f32", "attn_decode_combine"));
+                "gather_rows_f32", "argmax_f32", "attn_decode_combine", "gemv_tc_bf16_t8", "gemv_tc_bf16_t16"));
         for (String dt : List.of("f32", "f16", "bf16")) {
             k.add("embed_" + dt);
             k.add("expand_bitmask_" + dt);
