@@ -1,10 +1,10 @@
 // Dense GEMV for decode: y[t, r] = sum_k x[t, k] W[r, k] (+ bias[r]) for 1..16 token rows, W in its stored dtype,
 // accumulation in float32. L lanes per weight row (32 at 1-2 token rows, 16 at 4, 8 at 8-16: ss::gemv_lanes_per_row);
-// each lane streams 16-byte chunks of its row (8 elements), four chunks in flight before any arithmetic (at L = 32 a
-// block keeps 8 * 32 * 64 = 16 KB of BF16 weights in flight; a few blocks per SM cover H200's bandwidth-delay
-// product). Every loaded weight serves all T token rows; x rows come from L1/L2, and at many token rows their loads,
-// 2T per weight chunk, would outweigh the weight stream: there the rows of a warp share each x load (same address
-// across its row groups, one broadcast). As llama.cpp's mul_mat_vec, one kernel per token tile.
+// each lane streams chunks of 8 elements of its row with 16-byte loads, 64 bytes in flight before any arithmetic
+// (at L = 32 a block keeps 8 * 32 * 64 = 16 KB of weights in flight; a few blocks per SM cover H200's
+// bandwidth-delay product). Every loaded weight serves all T token rows; x rows come from L1/L2, and at many token
+// rows their loads, 2T per weight chunk, would outweigh the weight stream: there the rows of a warp share each x load
+// (same address across its row groups, one broadcast). As llama.cpp's mul_mat_vec, one kernel per token tile.
 #include "common.cuh"
 
 namespace {
@@ -36,13 +36,15 @@ __device__ __forceinline__ void gemv(const W* w, const float* x, float* y, const
     for (int t = 0; t < T; t++) acc[t] = 0.f;
     bool vec = cols % 8 == 0 && ldx % 4 == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0;
     if (valid && vec) {
+        // U chunks in flight per lane: 64 bytes of weights (4 chunks of BF16/F16, 2 of F32).
+        constexpr int U = sizeof(W) == 4 ? 2 : 4;
         int chunks = cols / 8, c = sub;
-        for (; c + 3 * L < chunks; c += 4 * L) {
-            float v[4][8];
+        for (; c + (U - 1) * L < chunks; c += U * L) {
+            float v[U][8];
 #pragma unroll
-            for (int u = 0; u < 4; u++) ss::Dtype<W>::load8(wr + (c + L * u) * 8, v[u]);
+            for (int u = 0; u < U; u++) ss::Dtype<W>::load8(wr + (c + L * u) * 8, v[u]);
 #pragma unroll
-            for (int u = 0; u < 4; u++) fma8<T>(acc, v[u], x, ldx, (c + L * u) * 8, tokens);
+            for (int u = 0; u < U; u++) fma8<T>(acc, v[u], x, ldx, (c + L * u) * 8, tokens);
         }
         for (; c < chunks; c += L) {
             float v[8];
