@@ -67,10 +67,6 @@ final class ServeCommand implements Callable<Integer> {
         Path tokenizerFile = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerFile)) throw new InvalidInputException(tokenizerFile + ": missing tokenizer.json");
 
-        CountDownLatch stop = new CountDownLatch(1);
-        Signal.handle(new Signal("TERM"), s -> stop.countDown());
-        Signal.handle(new Signal("INT"), s -> stop.countDown());
-
         try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
@@ -79,6 +75,10 @@ final class ServeCommand implements Callable<Integer> {
             String id = dir.toAbsolutePath().normalize().getFileName().toString();
             try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device))) {
                 int actual = server.start();
+                // Installed once listening: a start that fails exits as usual (and an in-process caller keeps its own).
+                CountDownLatch stop = new CountDownLatch(1);
+                Signal.handle(new Signal("TERM"), s -> stop.countDown());
+                Signal.handle(new Signal("INT"), s -> stop.countDown());
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "
                         + "/healthz /readyz /v1/completions /v1/models)", id, host, actual);
                 // One line on stderr that scripts and tests can wait for.

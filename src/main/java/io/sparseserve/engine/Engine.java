@@ -176,12 +176,20 @@ public final class Engine implements AutoCloseable {
     public Handle submit(GenerationRequest request, TokenSink sink) {
         request.validate(c, tokenizer);
         if (closing) throw new ClosedException("the engine is shutting down");
+        // Built before a waiting slot is counted: a throw here must not leak the slot.
+        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
         if (queued.incrementAndGet() > config.maxWaiting()) {
             queued.decrementAndGet();
             throw new QueueFullException("the queue is full: " + config.maxWaiting() + " requests are waiting (--max-waiting)");
         }
-        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
         inbox.add(seq);
+        // close() may have begun between the check above and the add, and the scheduler's final drain may already
+        // be over: then nobody would ever answer this sequence. If closing is still false here, the final drain
+        // (which runs after closing is set) sees it; otherwise take it back, unless the scheduler already has it.
+        if (closing && inbox.remove(seq)) {
+            queued.decrementAndGet();
+            throw new ClosedException("the engine is shutting down");
+        }
         wake();
         return seq;
     }

@@ -42,6 +42,8 @@ public final class SparseServer implements AutoCloseable {
     private final HttpServer http;
     private final GrpcServer grpc;
     private final HealthEndpoint health;
+    private final String host;
+    private final int requestedPort;
     private int port = -1;
 
     public SparseServer(Engine engine, ServingMetrics metrics, Options options) {
@@ -52,6 +54,8 @@ public final class SparseServer implements AutoCloseable {
                         .addDisabledMetricsCategory(MetricsDomain.VERTICLES)))
                 .withMetrics(new MicrometerMetricsFactory(metrics.registry()))
                 .build();
+        this.host = options.host();
+        this.requestedPort = options.port();
         this.serving = new Serving(engine, metrics, options.modelId(), options.device());
         metrics.bindEngine(engine);
         metrics.bindModel(engine.model());
@@ -92,8 +96,15 @@ public final class SparseServer implements AutoCloseable {
     public int start() {
         try {
             port = http.listen().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS).actualPort();
+        } catch (java.util.concurrent.ExecutionException e) {
+            // A port in use or an address that is not ours is the operator's input: one line, no stack trace.
+            if (e.getCause() instanceof java.net.SocketException se) {
+                throw new io.sparseserve.model.InvalidInputException("cannot listen on " + host + ":" + requestedPort
+                        + ": " + se.getMessage() + " (--host/--port)");
+            }
+            throw new IllegalStateException("cannot listen on " + host + ":" + requestedPort + ": " + e.getCause(), e);
         } catch (Exception e) {
-            throw new IllegalStateException("cannot listen: " + (e.getCause() != null ? e.getCause() : e), e);
+            throw new IllegalStateException("cannot listen on " + host + ":" + requestedPort + ": " + e, e);
         }
         return port;
     }
