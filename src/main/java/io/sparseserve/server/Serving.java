@@ -13,6 +13,7 @@ final class Serving {
     private final ServingMetrics metrics;
     private final ProtoRequests requests;
     private final ModelInfo modelInfo;
+    private final AccessLog accessLog = new AccessLog();
     private volatile boolean draining;
 
     Serving(Engine engine, ServingMetrics metrics, String modelId, String device) {
@@ -32,6 +33,10 @@ final class Serving {
 
     ProtoRequests requests() {
         return requests;
+    }
+
+    AccessLog accessLog() {
+        return accessLog;
     }
 
     ModelInfo modelInfo() {

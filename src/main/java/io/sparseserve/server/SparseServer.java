@@ -113,6 +113,11 @@ public final class SparseServer implements AutoCloseable {
         return port;
     }
 
+    /** The access log (tests listen to its lines). */
+    AccessLog accessLog() {
+        return serving.accessLog();
+    }
+
     public boolean draining() {
         return serving.draining();
     }
