@@ -7,7 +7,10 @@ import io.vertx.core.VertxOptions;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.PemKeyCertOptions;
 import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
 import io.vertx.grpc.reflection.ReflectionService;
 import io.vertx.grpc.server.GrpcServer;
 import io.vertx.grpc.server.GrpcServerOptions;
@@ -35,13 +38,20 @@ public final class SparseServer implements AutoCloseable {
      * @param modelId the name clients see (the model folder's name)
      * @param device where the model runs, as reported by GetModelInfo
      */
-    public record Options(String host, int port, String modelId, String device) {}
+    public record Options(String host, int port, String modelId, String device, ServerSecurity security,
+            ServerLimits limits) {
+        /** Open and plain, with the default limits. */
+        public Options(String host, int port, String modelId, String device) {
+            this(host, port, modelId, device, ServerSecurity.NONE, ServerLimits.defaults());
+        }
+    }
 
     private final Vertx vertx;
     private final Serving serving;
     private final HttpServer http;
     private final GrpcServer grpc;
     private final HealthEndpoint health;
+    private final boolean tls;
     private final String host;
     private final int requestedPort;
     private int port = -1;
@@ -66,7 +76,13 @@ public final class SparseServer implements AutoCloseable {
         grpc.addService(health.service());
         grpc.addService(ReflectionService.v1());
 
+        ServerSecurity security = options.security();
+        ApiKeyAuth key = security.apiKey();
         Router router = Router.router(vertx);
+        if (key != null) {
+            router.route("/v1/*").order(-1).handler(rc -> requireKey(rc, key));
+            if (security.metricsAuth()) router.route("/metrics").order(-1).handler(rc -> requireKey(rc, key));
+        }
         router.get("/metrics").handler(rc -> rc.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .end(metrics.scrape()));
@@ -78,12 +94,49 @@ public final class SparseServer implements AutoCloseable {
         });
         new OpenAiRoutes(this.serving).mount(router);
 
-        this.http = vertx.createHttpServer(new HttpServerOptions().setHost(options.host()).setPort(options.port())
-                .setHttp2ClearTextEnabled(true));
+        HttpServerOptions httpOptions = new HttpServerOptions().setHost(options.host()).setPort(options.port())
+                .setHttp2ClearTextEnabled(true);
+        if (security.tls()) {
+            // gRPC over TLS needs HTTP/2 chosen by ALPN; HTTP/1.1 clients get HTTPS on the same port.
+            httpOptions.setSsl(true).setUseAlpn(true).setKeyCertOptions(new PemKeyCertOptions()
+                    .setCertPath(security.tlsCert().toString()).setKeyPath(security.tlsKey().toString()));
+        }
+        this.tls = security.tls();
+        this.http = vertx.createHttpServer(httpOptions);
         http.requestHandler(req -> {
-            if (isGrpc(req)) grpc.handle(req);
-            else router.handle(req);
+            if (isGrpc(req)) {
+                if (key != null && !openGrpc(req.path()) && !key.accepts(req.getHeader("authorization"))) {
+                    refuseGrpc(req);
+                    return;
+                }
+                grpc.handle(req);
+            } else {
+                router.handle(req);
+            }
         });
+    }
+
+    /** Health stays open for load balancers; every other service (ours, reflection) needs the key. */
+    private static boolean openGrpc(String path) {
+        return path != null && path.startsWith("/grpc.health.v1.Health/");
+    }
+
+    /** A trailers-only gRPC answer: UNAUTHENTICATED, without reading the request. */
+    private static void refuseGrpc(HttpServerRequest req) {
+        req.response().setStatusCode(200).putHeader("content-type", "application/grpc")
+                .putHeader("grpc-status", "16")
+                .putHeader("grpc-message", "missing or wrong API key (send authorization: Bearer KEY)").end();
+    }
+
+    private static void requireKey(RoutingContext rc, ApiKeyAuth key) {
+        if (key.accepts(rc.request().getHeader("authorization"))) {
+            rc.next();
+            return;
+        }
+        rc.response().setStatusCode(401).putHeader("www-authenticate", "Bearer").putHeader("content-type", "application/json")
+                .end(new JsonObject().put("error", new JsonObject()
+                        .put("message", "missing or wrong API key (send authorization: Bearer KEY)")
+                        .put("type", "invalid_request_error").put("param", null).put("code", "invalid_api_key")).encode());
     }
 
     /** gRPC by content type prefix, so application/grpc+proto and others reach the gRPC server too. */
@@ -101,6 +154,10 @@ public final class SparseServer implements AutoCloseable {
             if (e.getCause() instanceof java.net.SocketException se) {
                 throw new io.sparseserve.model.InvalidInputException("cannot listen on " + host + ":" + requestedPort
                         + ": " + se.getMessage() + " (--host/--port)");
+            }
+            if (tls) {
+                throw new io.sparseserve.model.InvalidInputException("cannot use the TLS certificate and key (--tls-cert, "
+                        + "--tls-key; PEM expected): " + e.getCause().getMessage());
             }
             throw new IllegalStateException("cannot listen on " + host + ":" + requestedPort + ": " + e.getCause(), e);
         } catch (Exception e) {
