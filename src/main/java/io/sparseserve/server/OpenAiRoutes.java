@@ -60,21 +60,52 @@ final class OpenAiRoutes {
             error(response, entry, 503, "the server is shutting down", "unavailable", null);
             return;
         }
+        // Parsing and tokenizing a long body happen on the tokenizer pool, not on the event loop.
+        int bodyBytes = rc.body().length();
+        serving.tokenizers().run(Vertx.currentContext(), Math.max(bodyBytes, 0), () -> parse(rc, entry)).onComplete(ar -> {
+            if (response.closed() || response.ended()) {
+                entry.ended("499"); // the client left while its prompt was tokenized
+                return;
+            }
+            if (ar.succeeded()) start(response, ar.result(), entry);
+            else refuse(response, entry, ar.cause());
+        });
+    }
+
+    /** A request as parsed from the body: what the engine runs, and whether to stream it. */
+    private record Parsed(GenerationRequest request, boolean stream) {}
+
+    private Parsed parse(RoutingContext rc, AccessLog.Entry entry) {
         JsonObject body;
-        GenerationRequest request;
-        boolean stream;
         try {
             body = rc.body().asJsonObject();
-            if (body == null) throw new InvalidInputException("the body must be a JSON object");
-            stream = bool(body, "stream", false);
-            request = toEngine(body, entry.requestId());
-        } catch (InvalidInputException e) {
-            error(response, entry, 400, e.getMessage(), "invalid_request_error", null);
-            return;
         } catch (RuntimeException e) { // malformed JSON
-            error(response, entry, 400, "the body is not valid JSON: " + e.getMessage(), "invalid_request_error", null);
-            return;
+            throw new InvalidInputException("the body is not valid JSON: " + e.getMessage());
         }
+        if (body == null) throw new InvalidInputException("the body must be a JSON object");
+        try {
+            boolean stream = bool(body, "stream", false);
+            return new Parsed(toEngine(body, entry.requestId()), stream);
+        } catch (InvalidInputException e) {
+            throw e;
+        } catch (RuntimeException e) { // a field of an unexpected JSON type that a check above missed
+            throw new InvalidInputException("the body is not a valid completion request: " + e.getMessage());
+        }
+    }
+
+    private void refuse(HttpServerResponse response, AccessLog.Entry entry, Throwable e) {
+        switch (e) {
+            case InvalidInputException x -> error(response, entry, 400, x.getMessage(), "invalid_request_error", null);
+            case Engine.QueueFullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
+            case TokenizerPool.FullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
+            case Engine.ClosedException x -> error(response, entry, 503, x.getMessage(), "unavailable", null);
+            default -> internalError(response, entry, "cannot start completion", e);
+        }
+    }
+
+    private void start(HttpServerResponse response, Parsed parsed, AccessLog.Entry entry) {
+        GenerationRequest request = parsed.request();
+        boolean stream = parsed.stream();
         entry.seed(request.sampling().seed());
         entry.promptTokens(request.promptIds().length);
         String id = "cmpl-" + ids.incrementAndGet();
@@ -83,21 +114,9 @@ final class OpenAiRoutes {
         Engine.Handle handle;
         try {
             handle = serving.engine().submit(request, sink);
-        } catch (InvalidInputException e) {
-            sink.close();
-            error(response, entry, 400, e.getMessage(), "invalid_request_error", null);
-            return;
-        } catch (Engine.QueueFullException e) {
-            sink.close();
-            error(response, entry, 429, e.getMessage(), "rate_limit_exceeded", null);
-            return;
-        } catch (Engine.ClosedException e) {
-            sink.close();
-            error(response, entry, 503, e.getMessage(), "unavailable", null);
-            return;
         } catch (RuntimeException e) {
             sink.close();
-            internalError(response, entry, "cannot start completion", e);
+            refuse(response, entry, e);
             return;
         }
         sink.attach(handle);

@@ -66,7 +66,7 @@ public final class SparseServer implements AutoCloseable {
                 .build();
         this.host = options.host();
         this.requestedPort = options.port();
-        this.serving = new Serving(engine, metrics, options.modelId(), options.device());
+        this.serving = new Serving(engine, metrics, options.modelId(), options.device(), options.limits());
         metrics.bindEngine(engine);
         metrics.bindModel(engine.model());
 
@@ -209,5 +209,6 @@ public final class SparseServer implements AutoCloseable {
         } catch (Exception e) {
             log.warn("Vert.x did not close cleanly: {}", e.toString());
         }
+        serving.tokenizers().close();
     }
 }

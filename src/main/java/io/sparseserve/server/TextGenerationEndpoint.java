@@ -18,7 +18,6 @@ import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.GenerationRequest;
 import io.sparseserve.engine.TokenSink;
 import io.sparseserve.model.InvalidInputException;
-import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.grpc.common.GrpcStatus;
 import io.vertx.grpc.common.MessageSizeOverflowException;
@@ -31,9 +30,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The {@code sparseserve.v1.TextGeneration} service on the Vert.x gRPC server: validates and tokenizes on the event
- * loop, submits to the engine, and writes what the engine produces back on the call's own context. A client that
- * cancels, or whose deadline passes, has its sequence cancelled; a slow reader pauses its sequence (back-pressure).
+ * The {@code sparseserve.v1.TextGeneration} service on the Vert.x gRPC server: tokenizes long prompts on the bounded
+ * tokenizer pool (never on the event loop), validates, submits to the engine, and writes what the engine produces
+ * back on the call's own context. A client that cancels, or whose deadline passes, has its sequence cancelled; a
+ * slow reader pauses its sequence (back-pressure).
  */
 final class TextGenerationEndpoint {
     private static final Logger log = LoggerFactory.getLogger(TextGenerationEndpoint.class);
@@ -157,36 +157,16 @@ final class TextGenerationEndpoint {
         return msg.getRequestId().isEmpty() ? msg.toBuilder().setRequestId(entry.requestId()).build() : msg;
     }
 
-    /** Validates, submits, and ties the sequence to the call's cancellation and deadline. */
+    /**
+     * Ties the call to its cancellation and deadline, tokenizes (on the tokenizer pool when the prompt is long),
+     * validates and submits.
+     */
     private <R> void start(GrpcServerRequest<GenerateRequest, R> call, GenerateRequest msg, ContextSink sink,
             AccessLog.Entry entry) {
         GrpcServerResponse<GenerateRequest, R> response = call.response();
         if (refuseWhileDraining(response, entry)) return;
-        Engine.Handle handle;
-        try {
-            GenerationRequest request = serving.requests().toEngine(msg);
-            entry.seed(request.sampling().seed());
-            entry.promptTokens(request.promptIds().length);
-            handle = serving.engine().submit(request, sink);
-        } catch (InvalidInputException e) {
-            sink.close();
-            end(response, entry, GrpcStatus.INVALID_ARGUMENT, e.getMessage());
-            return;
-        } catch (Engine.QueueFullException e) {
-            sink.close();
-            end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, e.getMessage());
-            return;
-        } catch (Engine.ClosedException e) {
-            sink.close();
-            end(response, entry, GrpcStatus.UNAVAILABLE, e.getMessage());
-            return;
-        } catch (RuntimeException e) {
-            sink.close();
-            internalError(response, entry, "cannot start generation", e);
-            return;
-        }
-        sink.attach(handle);
-        // A client that cancels resets its stream: the request and the response both report it.
+        // A client that cancels resets its stream: the request and the response both report it. Set before the
+        // prompt is tokenized, so that a call cancelled meanwhile is never submitted.
         call.exceptionHandler(t -> clientGone(sink, entry));
         call.errorHandler(err -> clientGone(sink, entry));
         response.exceptionHandler(t -> clientGone(sink, entry));
@@ -198,6 +178,33 @@ final class TextGenerationEndpoint {
                 end(response, entry, GrpcStatus.DEADLINE_EXCEEDED, "deadline of " + timeoutMs + " ms passed");
             });
             sink.onClose(() -> vertx.cancelTimer(timer));
+        }
+        serving.tokenizers().run(Vertx.currentContext(), msg.getPromptBytes().size(), () -> serving.requests().toEngine(msg))
+                .onComplete(ar -> {
+                    if (sink.closed()) return; // cancelled or timed out while tokenizing
+                    if (ar.succeeded()) submit(response, ar.result(), sink, entry);
+                    else refuse(response, sink, entry, ar.cause());
+                });
+    }
+
+    private void submit(GrpcServerResponse<?, ?> response, GenerationRequest request, ContextSink sink, AccessLog.Entry entry) {
+        entry.seed(request.sampling().seed());
+        entry.promptTokens(request.promptIds().length);
+        try {
+            sink.attach(serving.engine().submit(request, sink));
+        } catch (RuntimeException e) {
+            refuse(response, sink, entry, e);
+        }
+    }
+
+    private void refuse(GrpcServerResponse<?, ?> response, ContextSink sink, AccessLog.Entry entry, Throwable e) {
+        sink.close();
+        switch (e) {
+            case InvalidInputException x -> end(response, entry, GrpcStatus.INVALID_ARGUMENT, x.getMessage());
+            case Engine.QueueFullException x -> end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, x.getMessage());
+            case TokenizerPool.FullException x -> end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, x.getMessage());
+            case Engine.ClosedException x -> end(response, entry, GrpcStatus.UNAVAILABLE, x.getMessage());
+            default -> internalError(response, entry, "cannot start generation", e);
         }
     }
 
@@ -234,18 +241,19 @@ final class TextGenerationEndpoint {
                         + " allowed");
                 return;
             }
-            // Tokenizing a long text takes milliseconds: off the event loop.
-            Context context = Vertx.currentContext();
-            context.<TokenizeResponse>executeBlocking(() -> {
+            // Tokenizing a long text takes milliseconds: off the event loop, on the bounded tokenizer pool.
+            serving.tokenizers().run(Vertx.currentContext(), bytes, () -> {
                 int[] ids = serving.engine().tokenizer().encode(msg.getText());
                 TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
                 for (int id : ids) b.addTokenIds(id).addTokens(serving.requests().token(id));
                 return b.build();
-            }, false).onComplete(ar -> {
+            }).onComplete(ar -> {
                 if (ar.succeeded()) {
                     response.end(ar.result());
                     entry.promptTokens(ar.result().getTokenIdsCount());
                     entry.ended("OK");
+                } else if (ar.cause() instanceof TokenizerPool.FullException full) {
+                    end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, full.getMessage());
                 } else {
                     internalError(response, entry, "tokenize failed", ar.cause());
                 }
