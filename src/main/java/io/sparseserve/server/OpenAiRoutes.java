@@ -128,7 +128,7 @@ final class OpenAiRoutes {
         });
         if (stream) {
             response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
-            response.drainHandler(v -> handle.resume());
+            response.drainHandler(v -> sink.readerBack());
         }
     }
 
@@ -160,12 +160,21 @@ final class OpenAiRoutes {
 
     private ContextSink streamingSink(String id, HttpServerResponse response, boolean withLogprobs, AccessLog.Entry entry) {
         ContextSink[] self = new ContextSink[1];
+        Vertx vertx = Vertx.currentContext().owner();
         self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
             @Override
             public void delta(TokenSink.Delta d) {
                 if (d.text().isEmpty() && !withLogprobs) return; // nothing to show yet (OpenAI sends text chunks)
                 event(response, chunk(id, choice(d.text(), withLogprobs ? d.logprobs() : null, null)));
-                if (response.writeQueueFull()) self[0].handle().pause();
+                if (response.writeQueueFull()) {
+                    self[0].readerStalled(vertx, serving.limits().streamIdleTimeout(), () -> {
+                        // Nothing read for --stream-idle-timeout: cancel, and reset the stream (or close the connection).
+                        self[0].cancel();
+                        response.reset();
+                        serving.metrics().requestCompleted("cancelled", "none");
+                        entry.ended("STREAM_IDLE_TIMEOUT");
+                    });
+                }
             }
 
             @Override

@@ -4,6 +4,7 @@ import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
@@ -19,6 +20,8 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -52,6 +55,9 @@ public final class SparseServer implements AutoCloseable {
     private final GrpcServer grpc;
     private final HealthEndpoint health;
     private final boolean tls;
+    private final AtomicInteger openConnections = new AtomicInteger();
+    private final AtomicLong refusedConnections = new AtomicLong();
+    private final RateLimitedLog connectionLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
     private final String host;
     private final int requestedPort;
     private int port = -1;
@@ -94,8 +100,13 @@ public final class SparseServer implements AutoCloseable {
         });
         new OpenAiRoutes(this.serving).mount(router);
 
+        ServerLimits limits = options.limits();
         HttpServerOptions httpOptions = new HttpServerOptions().setHost(options.host()).setPort(options.port())
-                .setHttp2ClearTextEnabled(true);
+                .setHttp2ClearTextEnabled(true)
+                // A connection that sends and receives nothing for this long is closed (half-open and idle floods).
+                .setIdleTimeout((int) Math.max(1, limits.idleTimeout().toSeconds())).setIdleTimeoutUnit(TimeUnit.SECONDS)
+                // Streams one HTTP/2 connection may have open at once (announced in SETTINGS; more are refused).
+                .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(limits.maxStreamsPerConnection()));
         if (security.tls()) {
             // gRPC over TLS needs HTTP/2 chosen by ALPN; HTTP/1.1 clients get HTTPS on the same port.
             httpOptions.setSsl(true).setUseAlpn(true).setKeyCertOptions(new PemKeyCertOptions()
@@ -103,6 +114,17 @@ public final class SparseServer implements AutoCloseable {
         }
         this.tls = security.tls();
         this.http = vertx.createHttpServer(httpOptions);
+        int maxConnections = limits.maxConnections();
+        http.connectionHandler(conn -> {
+            // Over the limit the connection is closed at once: a flood of idle connections cannot exhaust file
+            // descriptors or memory, and the clients already connected keep being served.
+            if (openConnections.incrementAndGet() > maxConnections) {
+                refusedConnections.incrementAndGet();
+                connectionLimitLog.warn("connection limit reached: {} open (--max-connections); closing new ones", maxConnections);
+                conn.close();
+            }
+            conn.closeHandler(v -> openConnections.decrementAndGet());
+        });
         http.requestHandler(req -> {
             if (isGrpc(req)) {
                 if (key != null && !openGrpc(req.path()) && !key.accepts(req.getHeader("authorization"))) {
@@ -168,6 +190,16 @@ public final class SparseServer implements AutoCloseable {
 
     public int port() {
         return port;
+    }
+
+    /** Connections open now (counting those being closed for being over the limit). */
+    public int openConnections() {
+        return openConnections.get();
+    }
+
+    /** Connections closed at once since start because --max-connections were open. */
+    public long refusedConnections() {
+        return refusedConnections.get();
     }
 
     /** The access log (tests listen to its lines). */

@@ -114,7 +114,9 @@ final class TextGenerationEndpoint {
                 @Override
                 public void delta(TokenSink.Delta d) {
                     response.write(message(requestId, d).build());
-                    if (response.writeQueueFull()) self[0].handle().pause();
+                    if (response.writeQueueFull()) {
+                        self[0].readerStalled(vertx, serving.limits().streamIdleTimeout(), () -> streamIdle(self[0], response, entry));
+                    }
                 }
 
                 @Override
@@ -131,9 +133,7 @@ final class TextGenerationEndpoint {
                 }
             });
             self[0] = sink;
-            response.drainHandler(v -> {
-                if (sink.handle() != null) sink.handle().resume();
-            });
+            response.drainHandler(v -> sink.readerBack());
             start(call, msg, sink, entry);
         });
     }
@@ -220,6 +220,17 @@ final class TextGenerationEndpoint {
             end(call.response(), serving.accessLog().start(call.methodName(), call.headers().get(AccessLog.HEADER)),
                     GrpcStatus.INVALID_ARGUMENT, message);
         });
+    }
+
+    /**
+     * The client read nothing for --stream-idle-timeout: the sequence is cancelled and the stream reset (a reset is
+     * not flow-controlled, so it reaches a client whose window is full; trailers would queue behind the data).
+     */
+    private void streamIdle(ContextSink sink, GrpcServerResponse<?, ?> response, AccessLog.Entry entry) {
+        sink.cancel();
+        response.cancel();
+        serving.metrics().requestCompleted("cancelled", "none");
+        entry.ended("STREAM_IDLE_TIMEOUT");
     }
 
     private void clientGone(ContextSink sink, AccessLog.Entry entry) {
