@@ -277,7 +277,9 @@ public final class Engine implements AutoCloseable {
                 int n = schedule(start);
                 publish();
                 if (n == 0) { // every running sequence paused by back-pressure: resume(), submit() and cancel() wake us
-                    LockSupport.parkNanos(this, IDLE_PARK_NANOS);
+                    // Checked again right before sleeping: a wake-up's permit may have been used up by a park
+                    // inside the last forward step (CpuPool waits with parkNanos on this thread).
+                    if (nothingToDo()) LockSupport.parkNanos(this, IDLE_PARK_NANOS);
                     continue;
                 }
                 step(n, start);
@@ -333,6 +335,14 @@ public final class Engine implements AutoCloseable {
     private void dropCancelled(Sequence s, long now) {
         s.table.release();
         observer.onCancelled(s.promptLength, s.generated(), now - s.arrivalNanos);
+    }
+
+    /** Whether every sequence is paused and nothing new came in: then the scheduler may sleep until woken. */
+    private boolean nothingToDo() {
+        if (!inbox.isEmpty()) return false;
+        for (Sequence s : running) if (!s.paused || s.cancelled) return false;
+        for (Sequence s : parked) if (!s.paused || s.cancelled) return false;
+        return true;
     }
 
     /** Resumed parked sequences go to the front of the queue, to be recomputed (as after a preemption). */

@@ -113,6 +113,7 @@ class SeedAndAccessLogTest {
                 .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(sent))
                 .generate(GenerateRequest.newBuilder().setPrompt("The").setMaxNewTokens(2).build());
         assertEquals("client-id-7", mine.getRequestId());
+        awaitLine("request_id=client-id-7 "); // written just after the response
         assertEquals(1, lines.stream().filter(l -> l.startsWith("request_id=client-id-7 ")).count());
     }
 
