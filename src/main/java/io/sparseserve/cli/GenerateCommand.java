@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sparseserve.engine.SamplingParams;
 import io.sparseserve.model.ChatTemplate;
 import io.sparseserve.model.InvalidInputException;
+import io.sparseserve.engine.Seeds;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
 import java.io.IOException;
@@ -64,19 +65,21 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--repetition-penalty", defaultValue = "1", description = "> 1 discourages repeats (1 = off).")
     float repetitionPenalty;
 
-    @Option(names = "--seed", defaultValue = "0", description = "Sampling seed (same seed, same text).")
-    long seed;
+    @Option(names = "--seed", description = "Sampling seed (same seed, same text); default: a fresh random seed, "
+            + "printed by --json.")
+    Long seed;
 
     @Option(names = "--ignore-eos", description = "Keep generating past the end-of-sequence token.")
     boolean ignoreEos;
 
-    @Option(names = "--json", description = "Print one JSON object: text, prompt_token_ids, token_ids, finish_reason.")
+    @Option(names = "--json", description = "Print one JSON object: text, prompt_token_ids, token_ids, finish_reason, seed.")
     boolean json;
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, 0f, 0f, seed).validate();
+        long used = seed != null ? seed : Seeds.fresh();
+        SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, 0f, 0f, used).validate();
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
             int[] ids;
             if (input.messages != null) {
@@ -106,6 +109,7 @@ final class GenerateCommand implements Callable<Integer> {
                 result.put("prompt_token_ids", r.promptIds());
                 result.put("token_ids", r.tokenIds());
                 result.put("finish_reason", r.finishReason().name().toLowerCase());
+                result.put("seed", used);
                 Json.print(out, result);
             } else {
                 out.println();

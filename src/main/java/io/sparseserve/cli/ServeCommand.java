@@ -7,6 +7,9 @@ import io.sparseserve.metrics.ServingMetrics;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
+import io.sparseserve.server.ApiKeyAuth;
+import io.sparseserve.server.ServerLimits;
+import io.sparseserve.server.ServerSecurity;
 import io.sparseserve.server.SparseServer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -67,18 +70,72 @@ final class ServeCommand implements Callable<Integer> {
             description = "Seconds to let running requests finish after SIGTERM (default ${DEFAULT-VALUE}).")
     int drainTimeout;
 
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Require 'authorization: Bearer KEY' on every gRPC call and /v1 route (health stays open). "
+                    + "Also --api-key-file or the environment variable " + ApiKeyAuth.ENV + ".")
+    String apiKey;
+
+    @Option(names = "--api-key-file", paramLabel = "FILE", description = "Read the API key from the first line of FILE.")
+    Path apiKeyFile;
+
+    @Option(names = "--metrics-auth", description = "/metrics needs the API key too (default: open).")
+    boolean metricsAuth;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE", description = "PEM certificate (chain): serve gRPC over TLS and HTTPS.")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE", description = "PEM private key of --tls-cert.")
+    Path tlsKey;
+
+    @Option(names = "--max-connections", defaultValue = "512",
+            description = "Open connections at most; more are closed at once (default ${DEFAULT-VALUE}).")
+    int maxConnections;
+
+    @Option(names = "--max-streams-per-connection", defaultValue = "100",
+            description = "HTTP/2 concurrent streams per connection (default ${DEFAULT-VALUE}).")
+    int maxStreams;
+
+    @Option(names = "--idle-timeout", defaultValue = "300",
+            description = "Seconds a connection may send and receive nothing before it is closed (default ${DEFAULT-VALUE}).")
+    int idleTimeout;
+
+    @Option(names = "--stream-idle-timeout", defaultValue = "60",
+            description = "Seconds a stream may wait for its client to read before it is cancelled (default ${DEFAULT-VALUE}).")
+    int streamIdleTimeout;
+
+    @Option(names = "--tokenizer-threads", defaultValue = "2",
+            description = "Threads that tokenize prompts off the network threads (default ${DEFAULT-VALUE}).")
+    int tokenizerThreads;
+
+    @Option(names = "--tokenizer-queue", defaultValue = "64",
+            description = "Prompts waiting for a tokenizer thread at most; more get RESOURCE_EXHAUSTED / 429 (default ${DEFAULT-VALUE}).")
+    int tokenizerQueue;
+
+    /** The warning to print, if any: every interface and no key means anyone who can reach the port can use it. */
+    static String exposureWarning(String host, ApiKeyAuth key) {
+        boolean loopback = host.equals("127.0.0.1") || host.equals("::1") || host.equals("localhost");
+        return loopback || key != null ? null
+                : "warning: listening on " + host + " without an API key: anyone who can reach this port can use it "
+                        + "(set --api-key, --api-key-file or " + ApiKeyAuth.ENV + ")";
+    }
+
     @Override
     public Integer call() throws Exception {
         if (!device.equals("cpu")) throw new InvalidInputException("--device " + device + " is not available (this build serves cpu)");
         if (port < 0 || port > 65535) throw new InvalidInputException("--port must be in [0, 65535], got " + port);
         if (drainTimeout < 0) throw new InvalidInputException("--drain-timeout must be >= 0 seconds, got " + drainTimeout);
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
+        ApiKeyAuth key = ApiKeyAuth.resolve(apiKey, apiKeyFile, System.getenv());
+        ServerSecurity security = new ServerSecurity(key, tlsCert, tlsKey, metricsAuth);
+        ServerLimits limits = new ServerLimits(maxConnections, maxStreams, Duration.ofSeconds(idleTimeout),
+                Duration.ofSeconds(streamIdleTimeout), tokenizerThreads, tokenizerQueue);
+        String warning = exposureWarning(host, key);
+        if (warning != null) {
+            log.warn(warning);
+            System.err.println("sparse-serve: " + warning);
+        }
         Path tokenizerFile = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerFile)) throw new InvalidInputException(tokenizerFile + ": missing tokenizer.json");
-
-        CountDownLatch stop = new CountDownLatch(1);
-        Signal.handle(new Signal("TERM"), s -> stop.countDown());
-        Signal.handle(new Signal("INT"), s -> stop.countDown());
 
         if (maxModelLen < 0) throw new InvalidInputException("--max-model-len must be >= 1, got " + maxModelLen);
         if (servedModelName != null && servedModelName.isBlank()) {
@@ -90,8 +147,12 @@ final class ServeCommand implements Callable<Integer> {
                     KvCache.DEFAULT_BLOCK_SIZE);
             Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
-            try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device))) {
+            try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device, security, limits))) {
                 int actual = server.start();
+                // Installed once listening: a start that fails exits as usual (and an in-process caller keeps its own).
+                CountDownLatch stop = new CountDownLatch(1);
+                Signal.handle(new Signal("TERM"), s -> stop.countDown());
+                Signal.handle(new Signal("INT"), s -> stop.countDown());
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "
                         + "/healthz /readyz /v1/completions /v1/models)", id, host, actual);
                 // One line on stderr that scripts and tests can wait for.

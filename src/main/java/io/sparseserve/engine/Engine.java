@@ -33,7 +33,6 @@ import org.slf4j.LoggerFactory;
 public final class Engine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Engine.class);
     private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
-    private static final long BLOCKED_PARK_NANOS = TimeUnit.MICROSECONDS.toNanos(500);
 
     /**
      * @param maxBatchTokens tokens one forward step carries at most (decodes plus prefill chunks)
@@ -100,6 +99,9 @@ public final class Engine implements AutoCloseable {
     private final AtomicInteger queued = new AtomicInteger(); // submitted, never admitted, not cancelled
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     private final ArrayList<Sequence> running = new ArrayList<>();
+    // Paused (slow-reader) sequences moved out of the batch under pressure, without KV blocks; resumed ones go back
+    // to the front of the queue and are recomputed like preempted ones.
+    private final ArrayList<Sequence> parked = new ArrayList<>();
     private final Sequence[] stepSeqs;
     private final int[] stepCounts;
     private final Thread thread;
@@ -109,6 +111,7 @@ public final class Engine implements AutoCloseable {
     // Published by the scheduler after every step, for gauges and tests.
     private volatile int runningCount;
     private volatile int preemptedWaiting;
+    private volatile int parkedCount;
     private volatile int freeBlocks;
     private volatile boolean busy;
 
@@ -176,12 +179,20 @@ public final class Engine implements AutoCloseable {
     public Handle submit(GenerationRequest request, TokenSink sink) {
         request.validate(c, tokenizer);
         if (closing) throw new ClosedException("the engine is shutting down");
+        // Built before a waiting slot is counted: a throw here must not leak the slot.
+        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
         if (queued.incrementAndGet() > config.maxWaiting()) {
             queued.decrementAndGet();
             throw new QueueFullException("the queue is full: " + config.maxWaiting() + " requests are waiting (--max-waiting)");
         }
-        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
         inbox.add(seq);
+        // close() may have begun between the check above and the add, and the scheduler's final drain may already
+        // be over: then nobody would ever answer this sequence. If closing is still false here, the final drain
+        // (which runs after closing is set) sees it; otherwise take it back, unless the scheduler already has it.
+        if (closing && inbox.remove(seq)) {
+            queued.decrementAndGet();
+            throw new ClosedException("the engine is shutting down");
+        }
         wake();
         return seq;
     }
@@ -189,6 +200,11 @@ public final class Engine implements AutoCloseable {
     /** Sequences in the running batch. */
     public int running() {
         return runningCount;
+    }
+
+    /** Paused sequences (their clients stopped reading) that gave their slot and KV blocks back. */
+    public int parked() {
+        return parkedCount;
     }
 
     /** Sequences waiting to be admitted (new ones, and preempted ones waiting to be recomputed). */
@@ -251,6 +267,7 @@ public final class Engine implements AutoCloseable {
             try {
                 drainInbox();
                 removeCancelled();
+                unparkResumed();
                 if (running.isEmpty() && waiting.isEmpty()) {
                     publish();
                     LockSupport.parkNanos(this, IDLE_PARK_NANOS);
@@ -259,8 +276,10 @@ public final class Engine implements AutoCloseable {
                 long start = System.nanoTime();
                 int n = schedule(start);
                 publish();
-                if (n == 0) { // every running sequence paused by back-pressure
-                    LockSupport.parkNanos(this, BLOCKED_PARK_NANOS);
+                if (n == 0) { // every running sequence paused by back-pressure: resume(), submit() and cancel() wake us
+                    // Checked again right before sleeping: a wake-up's permit may have been used up by a park
+                    // inside the last forward step (CpuPool waits with parkNanos on this thread).
+                    if (nothingToDo()) LockSupport.parkNanos(this, IDLE_PARK_NANOS);
                     continue;
                 }
                 step(n, start);
@@ -273,8 +292,10 @@ public final class Engine implements AutoCloseable {
         drainInbox();
         for (Sequence s : running) abort(s, closed);
         for (Sequence s : waiting) abort(s, closed);
+        for (Sequence s : parked) abort(s, closed);
         running.clear();
         waiting.clear();
+        parked.clear();
         preemptedWaiting = 0;
         publish();
     }
@@ -290,6 +311,13 @@ public final class Engine implements AutoCloseable {
             Sequence s = running.get(i);
             if (s.cancelled) {
                 running.remove(i);
+                dropCancelled(s, now);
+            }
+        }
+        for (int i = parked.size() - 1; i >= 0; i--) {
+            Sequence s = parked.get(i);
+            if (s.cancelled) {
+                parked.remove(i);
                 dropCancelled(s, now);
             }
         }
@@ -309,17 +337,71 @@ public final class Engine implements AutoCloseable {
         observer.onCancelled(s.promptLength, s.generated(), now - s.arrivalNanos);
     }
 
+    /** Whether every sequence is paused and nothing new came in: then the scheduler may sleep until woken. */
+    private boolean nothingToDo() {
+        if (!inbox.isEmpty()) return false;
+        for (Sequence s : running) if (!s.paused || s.cancelled) return false;
+        for (Sequence s : parked) if (!s.paused || s.cancelled) return false;
+        return true;
+    }
+
+    /** Resumed parked sequences go to the front of the queue, to be recomputed (as after a preemption). */
+    private void unparkResumed() {
+        for (int i = parked.size() - 1; i >= 0; i--) {
+            Sequence s = parked.get(i);
+            if (!s.paused) {
+                parked.remove(i);
+                waiting.addFirst(s);
+                preemptedWaiting++;
+            }
+        }
+        parkedCount = parked.size();
+    }
+
+    /**
+     * A paused sequence (its client stopped reading) leaves the batch when anyone waits for a slot: it gives its slot
+     * and its KV blocks back and is recomputed when its client reads again. Without this, a few slow readers would
+     * hold every slot and block while admitting nobody.
+     */
+    private void park(Sequence s) {
+        running.remove(s);
+        s.table.release();
+        s.computed = 0;
+        s.preemptions++;
+        parked.add(s);
+        parkedCount = parked.size();
+        observer.onPreempted();
+    }
+
+    /** The newest paused sequence in the batch other than {@code except}, or null. */
+    private Sequence pausedVictim(Sequence except) {
+        for (int i = running.size() - 1; i >= 0; i--) {
+            Sequence s = running.get(i);
+            if (s.paused && s != except) return s;
+        }
+        return null;
+    }
+
     /** Fills the batch; returns how many sequences it carries. */
     private int schedule(long now) {
         batch.clear();
         int budget = config.maxBatchTokens();
         int n = 0;
+        if (!waiting.isEmpty()) {
+            for (Sequence p; (p = pausedVictim(null)) != null; ) park(p);
+        }
         for (int i = 0; i < running.size() && budget > 0; i++) {
             Sequence s = running.get(i);
             if (s.paused) continue;
             int count = Math.min(s.length - s.computed, budget);
             boolean preemptedSelf = false;
             while (!s.table.ensure(s.computed + count)) {
+                Sequence idle = pausedVictim(s);
+                if (idle != null) { // blocks held by a slow reader go first
+                    if (running.indexOf(idle) < i) i--;
+                    park(idle);
+                    continue;
+                }
                 Sequence victim = running.removeLast();
                 preempt(victim);
                 if (victim == s) {
@@ -350,7 +432,7 @@ public final class Engine implements AutoCloseable {
             n = add(n, s, count);
             budget -= count;
         }
-        busy = !running.isEmpty() || !waiting.isEmpty();
+        busy = !running.isEmpty() || !waiting.isEmpty() || !parked.isEmpty();
         return n;
     }
 
@@ -426,8 +508,9 @@ public final class Engine implements AutoCloseable {
 
     private void publish() {
         runningCount = running.size();
+        parkedCount = parked.size();
         freeBlocks = cache.freeBlocks();
-        busy = !running.isEmpty() || !waiting.isEmpty();
+        busy = !running.isEmpty() || !waiting.isEmpty() || !parked.isEmpty();
         if (!busy && inbox.isEmpty()) {
             synchronized (idle) {
                 idle.notifyAll();

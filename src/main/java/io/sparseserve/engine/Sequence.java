@@ -46,7 +46,7 @@ final class Sequence implements Engine.Handle {
              ModelConfig config, Tokenizer tokenizer, long arrivalNanos) {
         this.engine = engine;
         this.request = request;
-        this.sink = sink;
+        this.sink = java.util.Objects.requireNonNull(sink, "sink");
         this.table = table;
         this.arrivalNanos = arrivalNanos;
         this.promptLength = request.promptIds().length;

@@ -51,7 +51,9 @@ public final class Transformer {
         q = new float[maxTokens * c.qDim()];
         k = new float[maxTokens * c.kvDim()];
         v = new float[maxTokens * c.kvDim()];
-        att = new float[maxTokens * c.qDim()];
+        // Also the head's scratch for up to maxTokens rows of hidden width (head() below): with an explicit
+        // head_dim, heads * head_dim may be smaller than hidden.
+        att = new float[maxTokens * Math.max(h, c.qDim())];
         hb = new float[maxTokens * c.intermediate()];
         hb2 = new float[maxTokens * c.intermediate()];
         qkvOut = new float[][] {q, k, v};

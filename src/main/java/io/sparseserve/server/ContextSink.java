@@ -3,6 +3,8 @@ package io.sparseserve.server;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.TokenSink;
 import io.vertx.core.Context;
+import io.vertx.core.Vertx;
+import java.time.Duration;
 
 /**
  * Hands one sequence's engine events over to the Vert.x context of its call, in order (a context runs its tasks in
@@ -24,7 +26,9 @@ final class ContextSink implements TokenSink {
     private final Target target;
     private Engine.Handle handle; // set on the context right after submit, before any event can be run there
     private boolean closed; // confined to the context
-    private Runnable onClose;
+    private final java.util.ArrayList<Runnable> onClose = new java.util.ArrayList<>(2);
+    private Vertx vertx;
+    private long stallTimer = -1;
 
     ContextSink(Context context, Target target) {
         this.context = context;
@@ -45,12 +49,41 @@ final class ContextSink implements TokenSink {
 
     /** Runs {@code action} on the context when the call is over (e.g. to cancel its deadline timer). */
     void onClose(Runnable action) {
-        this.onClose = action;
+        onClose.add(action);
     }
 
     private void markClosed() {
         closed = true;
-        if (onClose != null) onClose.run();
+        if (stallTimer >= 0) {
+            vertx.cancelTimer(stallTimer);
+            stallTimer = -1;
+        }
+        for (Runnable r : onClose) r.run();
+    }
+
+    /**
+     * The client stopped reading (the response's write queue is full): pause the sequence, so it stops computing and
+     * the engine may take its slot and KV blocks back, and give up on the call ({@code onIdle}) unless the client
+     * reads again within {@code idle} (--stream-idle-timeout).
+     */
+    void readerStalled(Vertx vertx, Duration idle, Runnable onIdle) {
+        if (closed || handle == null) return;
+        handle.pause();
+        if (stallTimer >= 0) return;
+        this.vertx = vertx;
+        stallTimer = vertx.setTimer(Math.max(1, idle.toMillis()), id -> {
+            stallTimer = -1;
+            if (!closed) onIdle.run();
+        });
+    }
+
+    /** The client reads again (the write queue drained): the sequence resumes. */
+    void readerBack() {
+        if (stallTimer >= 0) {
+            vertx.cancelTimer(stallTimer);
+            stallTimer = -1;
+        }
+        if (!closed && handle != null) handle.resume();
     }
 
     /** Ends the call's interest in the sequence: no more events, and the engine drops it before its next step. */

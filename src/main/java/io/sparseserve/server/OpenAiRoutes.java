@@ -44,6 +44,9 @@ final class OpenAiRoutes {
     }
 
     private void models(RoutingContext rc) {
+        AccessLog.Entry entry = serving.accessLog().start("GET /v1/models", rc.request().getHeader(AccessLog.HEADER));
+        rc.response().putHeader(AccessLog.HEADER, entry.requestId());
+        entry.ended("200");
         JsonObject model = new JsonObject().put("id", serving.modelId()).put("object", "model").put("created", created)
                 .put("owned_by", "sparse-serve").put("max_model_len", serving.modelInfo().getContextLength());
         json(rc.response(), 200, new JsonObject().put("object", "list").put("data", new JsonArray().add(model)));
@@ -51,47 +54,69 @@ final class OpenAiRoutes {
 
     private void completions(RoutingContext rc) {
         HttpServerResponse response = rc.response();
+        AccessLog.Entry entry = serving.accessLog().start("POST /v1/completions", rc.request().getHeader(AccessLog.HEADER));
+        response.putHeader(AccessLog.HEADER, entry.requestId());
         if (serving.draining()) {
-            error(response, 503, "the server is shutting down", "unavailable", null);
+            error(response, entry, 503, "the server is shutting down", "unavailable", null);
             return;
         }
+        // Parsing and tokenizing a long body happen on the tokenizer pool, not on the event loop.
+        int bodyBytes = rc.body().length();
+        serving.tokenizers().run(Vertx.currentContext(), Math.max(bodyBytes, 0), () -> parse(rc, entry)).onComplete(ar -> {
+            if (response.closed() || response.ended()) {
+                entry.ended("499"); // the client left while its prompt was tokenized
+                return;
+            }
+            if (ar.succeeded()) start(response, ar.result(), entry);
+            else refuse(response, entry, ar.cause());
+        });
+    }
+
+    /** A request as parsed from the body: what the engine runs, and whether to stream it. */
+    private record Parsed(GenerationRequest request, boolean stream) {}
+
+    private Parsed parse(RoutingContext rc, AccessLog.Entry entry) {
         JsonObject body;
-        GenerationRequest request;
-        boolean stream;
         try {
             body = rc.body().asJsonObject();
-            if (body == null) throw new InvalidInputException("the body must be a JSON object");
-            stream = bool(body, "stream", false);
-            request = toEngine(body);
-        } catch (InvalidInputException e) {
-            error(response, 400, e.getMessage(), "invalid_request_error", null);
-            return;
         } catch (RuntimeException e) { // malformed JSON
-            error(response, 400, "the body is not valid JSON: " + e.getMessage(), "invalid_request_error", null);
-            return;
+            throw new InvalidInputException("the body is not valid JSON: " + e.getMessage());
         }
+        if (body == null) throw new InvalidInputException("the body must be a JSON object");
+        try {
+            boolean stream = bool(body, "stream", false);
+            return new Parsed(toEngine(body, entry.requestId()), stream);
+        } catch (InvalidInputException e) {
+            throw e;
+        } catch (RuntimeException e) { // a field of an unexpected JSON type that a check above missed
+            throw new InvalidInputException("the body is not a valid completion request: " + e.getMessage());
+        }
+    }
+
+    private void refuse(HttpServerResponse response, AccessLog.Entry entry, Throwable e) {
+        switch (e) {
+            case InvalidInputException x -> error(response, entry, 400, x.getMessage(), "invalid_request_error", null);
+            case Engine.QueueFullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
+            case TokenizerPool.FullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
+            case Engine.ClosedException x -> error(response, entry, 503, x.getMessage(), "unavailable", null);
+            default -> internalError(response, entry, "cannot start completion", e);
+        }
+    }
+
+    private void start(HttpServerResponse response, Parsed parsed, AccessLog.Entry entry) {
+        GenerationRequest request = parsed.request();
+        boolean stream = parsed.stream();
+        entry.seed(request.sampling().seed());
+        entry.promptTokens(request.promptIds().length);
         String id = "cmpl-" + ids.incrementAndGet();
         boolean withLogprobs = request.logprobs() >= 0;
-        ContextSink sink = stream ? streamingSink(id, response, withLogprobs) : unarySink(id, response, withLogprobs);
+        ContextSink sink = stream ? streamingSink(id, response, withLogprobs, entry) : unarySink(id, response, withLogprobs, entry);
         Engine.Handle handle;
         try {
             handle = serving.engine().submit(request, sink);
-        } catch (InvalidInputException e) {
-            sink.close();
-            error(response, 400, e.getMessage(), "invalid_request_error", null);
-            return;
-        } catch (Engine.QueueFullException e) {
-            sink.close();
-            error(response, 429, e.getMessage(), "rate_limit_exceeded", null);
-            return;
-        } catch (Engine.ClosedException e) {
-            sink.close();
-            error(response, 503, e.getMessage(), "unavailable", null);
-            return;
         } catch (RuntimeException e) {
             sink.close();
-            log.error("cannot start completion", e);
-            error(response, 500, "internal error: " + e, "server_error", null);
+            refuse(response, entry, e);
             return;
         }
         sink.attach(handle);
@@ -99,14 +124,15 @@ final class OpenAiRoutes {
             if (sink.closed()) return;
             sink.cancel();
             serving.metrics().requestCompleted("cancelled", "none");
+            entry.ended("499");
         });
         if (stream) {
             response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
-            response.drainHandler(v -> handle.resume());
+            response.drainHandler(v -> sink.readerBack());
         }
     }
 
-    private ContextSink unarySink(String id, HttpServerResponse response, boolean withLogprobs) {
+    private ContextSink unarySink(String id, HttpServerResponse response, boolean withLogprobs, AccessLog.Entry entry) {
         StringBuilder text = new StringBuilder();
         List<TopLogprobs> logprobs = new ArrayList<>();
         return new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
@@ -120,52 +146,72 @@ final class OpenAiRoutes {
             public void finish(TokenSink.Delta last, TokenSink.Finished f) {
                 delta(last);
                 JsonObject choice = choice(text.toString(), withLogprobs ? logprobs : null, finishReason(f));
-                json(response, 200, chunk(id, choice).put("usage", usage(f)));
+                json(response, 200, chunk(id, choice).put("usage", usage(f)).put("seed", entry.seed()));
                 serving.metrics().requestCompleted("ok", f.reason().name());
+                entry.finished("200", f);
             }
 
             @Override
             public void error(Throwable e) {
-                failed(response, e);
+                failed(response, entry, e);
             }
         });
     }
 
-    private ContextSink streamingSink(String id, HttpServerResponse response, boolean withLogprobs) {
+    private ContextSink streamingSink(String id, HttpServerResponse response, boolean withLogprobs, AccessLog.Entry entry) {
         ContextSink[] self = new ContextSink[1];
+        Vertx vertx = Vertx.currentContext().owner();
         self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
             @Override
             public void delta(TokenSink.Delta d) {
                 if (d.text().isEmpty() && !withLogprobs) return; // nothing to show yet (OpenAI sends text chunks)
                 event(response, chunk(id, choice(d.text(), withLogprobs ? d.logprobs() : null, null)));
-                if (response.writeQueueFull()) self[0].handle().pause();
+                if (response.writeQueueFull()) {
+                    self[0].readerStalled(vertx, serving.limits().streamIdleTimeout(), () -> {
+                        // Nothing read for --stream-idle-timeout: cancel, and reset the stream (or close the connection).
+                        self[0].cancel();
+                        response.reset();
+                        serving.metrics().requestCompleted("cancelled", "none");
+                        entry.ended("STREAM_IDLE_TIMEOUT");
+                    });
+                }
             }
 
             @Override
             public void finish(TokenSink.Delta last, TokenSink.Finished f) {
                 event(response, chunk(id, choice(last.text(), withLogprobs ? last.logprobs() : null, finishReason(f)))
-                        .put("usage", usage(f)));
+                        .put("usage", usage(f)).put("seed", entry.seed()));
                 response.end("data: [DONE]\n\n");
                 serving.metrics().requestCompleted("ok", f.reason().name());
+                entry.finished("200", f);
             }
 
             @Override
             public void error(Throwable e) {
-                event(response, errorBody(e.getMessage(), "server_error", null));
+                boolean closed = e instanceof Engine.ClosedException;
+                if (!closed) log.error("completion failed (request id {})", entry.requestId(), e);
+                event(response, errorBody(closed ? e.getMessage() : "internal error (request id " + entry.requestId() + ")",
+                        "server_error", null));
                 response.end();
-                serving.metrics().requestCompleted(e instanceof Engine.ClosedException ? "unavailable" : "internal", "none");
+                serving.metrics().requestCompleted(closed ? "unavailable" : "internal", "none");
+                entry.ended(closed ? "503" : "500");
             }
         });
         return self[0];
     }
 
-    private void failed(HttpServerResponse response, Throwable e) {
+    private void failed(HttpServerResponse response, AccessLog.Entry entry, Throwable e) {
         if (e instanceof Engine.ClosedException) {
-            error(response, 503, e.getMessage(), "unavailable", null);
+            error(response, entry, 503, e.getMessage(), "unavailable", null);
         } else {
-            log.error("completion failed", e);
-            error(response, 500, "internal error: " + e, "server_error", null);
+            internalError(response, entry, "completion failed", e);
         }
+    }
+
+    /** The details (and the trace) go to the log under the request id; the client gets the id only. */
+    private void internalError(HttpServerResponse response, AccessLog.Entry entry, String what, Throwable e) {
+        log.error("{} (request id {})", what, entry.requestId(), e);
+        error(response, entry, 500, "internal error (request id " + entry.requestId() + ")", "server_error", null);
     }
 
     private JsonObject chunk(String id, JsonObject choice) {
@@ -203,7 +249,7 @@ final class OpenAiRoutes {
                 .put("total_tokens", f.promptTokens() + f.completionTokens());
     }
 
-    private GenerationRequest toEngine(JsonObject b) {
+    private GenerationRequest toEngine(JsonObject b, String requestId) {
         String model = string(b, "model", null);
         if (model != null && !model.equals(serving.modelId())) {
             throw new InvalidInputException("model '" + model + "' is not served here (this server serves '" + serving.modelId() + "')");
@@ -227,7 +273,8 @@ final class OpenAiRoutes {
         int topK = integer(b, "top_k", 0);
         SamplingParams sampling = new SamplingParams(number(b, "temperature", 1f), topK == -1 ? 0 : topK,
                 number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
-                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), longValue(b, "seed", 0L));
+                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), b.getValue("seed") == null
+                        ? io.sparseserve.engine.Seeds.fresh() : longValue(b, "seed", 0L));
         List<String> stop = new ArrayList<>();
         Object s = b.getValue("stop");
         if (s instanceof String str) stop.add(str);
@@ -245,7 +292,8 @@ final class OpenAiRoutes {
         if (logprobs != null && logprobs < 0) {
             throw new InvalidInputException("logprobs must be in [0, " + GenerationRequest.MAX_LOGPROBS + "], got " + logprobs);
         }
-        return new GenerationRequest(string(b, "user", ""), ids, sampling, integer(b, "max_tokens", ProtoRequests.DEFAULT_MAX_NEW_TOKENS),
+        string(b, "user", ""); // accepted (OpenAI's end-user label), type-checked, not used
+        return new GenerationRequest(requestId, ids, sampling, integer(b, "max_tokens", ProtoRequests.DEFAULT_MAX_NEW_TOKENS),
                 integer(b, "min_tokens", 0), stop, stopTokenIds, bool(b, "ignore_eos", false), logprobs == null ? -1 : logprobs);
     }
 
@@ -290,7 +338,7 @@ final class OpenAiRoutes {
         response.write("data: " + data.encode() + "\n\n");
     }
 
-    private void error(HttpServerResponse response, int status, String message, String type, String param) {
+    private void error(HttpServerResponse response, AccessLog.Entry entry, int status, String message, String type, String param) {
         serving.metrics().requestCompleted(switch (status) {
             case 400 -> "invalid_argument";
             case 429 -> "resource_exhausted";
@@ -298,6 +346,7 @@ final class OpenAiRoutes {
             default -> "internal";
         }, "none");
         json(response, status, errorBody(message, type, param));
+        entry.ended(Integer.toString(status));
     }
 
     private static JsonObject errorBody(String message, String type, String param) {

@@ -76,7 +76,7 @@ final class ProtoRequests {
                 r.hasRepetitionPenalty() ? r.getRepetitionPenalty() : 1f,
                 r.getPresencePenalty(),
                 r.getFrequencyPenalty(),
-                r.hasSeed() ? r.getSeed() : 0L);
+                r.hasSeed() ? r.getSeed() : io.sparseserve.engine.Seeds.fresh());
         return new GenerationRequest(r.getRequestId(), ids, sampling,
                 r.hasMaxNewTokens() ? r.getMaxNewTokens() : DEFAULT_MAX_NEW_TOKENS,
                 r.getMinNewTokens(), r.getStopList(), r.getStopTokenIdsList().stream().mapToInt(Integer::intValue).toArray(),

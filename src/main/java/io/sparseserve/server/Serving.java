@@ -14,10 +14,15 @@ final class Serving {
     private final ServingMetrics metrics;
     private final ProtoRequests requests;
     private final ModelInfo modelInfo;
+    private final AccessLog accessLog = new AccessLog();
+    private final TokenizerPool tokenizers;
+    private final ServerLimits limits;
     private volatile boolean draining;
 
-    Serving(Engine engine, ServingMetrics metrics, String modelId, String device) {
+    Serving(Engine engine, ServingMetrics metrics, String modelId, String device, ServerLimits limits) {
         this.engine = engine;
+        this.limits = limits;
+        this.tokenizers = new TokenizerPool(limits.tokenizerThreads(), limits.tokenizerQueue());
         this.metrics = metrics;
         this.requests = new ProtoRequests(engine.tokenizer(), engine.modelConfig().maxPositions(),
                 ChatTemplate.load(engine.model().dir()));
@@ -34,6 +39,18 @@ final class Serving {
 
     ProtoRequests requests() {
         return requests;
+    }
+
+    TokenizerPool tokenizers() {
+        return tokenizers;
+    }
+
+    ServerLimits limits() {
+        return limits;
+    }
+
+    AccessLog accessLog() {
+        return accessLog;
     }
 
     ModelInfo modelInfo() {

@@ -4,10 +4,14 @@ import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
+import io.vertx.core.http.Http2Settings;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerRequest;
+import io.vertx.core.json.JsonObject;
+import io.vertx.core.net.PemKeyCertOptions;
 import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
 import io.vertx.grpc.reflection.ReflectionService;
 import io.vertx.grpc.server.GrpcServer;
 import io.vertx.grpc.server.GrpcServerOptions;
@@ -16,6 +20,8 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,13 +41,25 @@ public final class SparseServer implements AutoCloseable {
      * @param modelId the name clients see (the model folder's name)
      * @param device where the model runs, as reported by GetModelInfo
      */
-    public record Options(String host, int port, String modelId, String device) {}
+    public record Options(String host, int port, String modelId, String device, ServerSecurity security,
+            ServerLimits limits) {
+        /** Open and plain, with the default limits. */
+        public Options(String host, int port, String modelId, String device) {
+            this(host, port, modelId, device, ServerSecurity.NONE, ServerLimits.defaults());
+        }
+    }
 
     private final Vertx vertx;
     private final Serving serving;
     private final HttpServer http;
     private final GrpcServer grpc;
     private final HealthEndpoint health;
+    private final boolean tls;
+    private final AtomicInteger openConnections = new AtomicInteger();
+    private final AtomicLong refusedConnections = new AtomicLong();
+    private final RateLimitedLog connectionLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
+    private final String host;
+    private final int requestedPort;
     private int port = -1;
 
     public SparseServer(Engine engine, ServingMetrics metrics, Options options) {
@@ -52,7 +70,9 @@ public final class SparseServer implements AutoCloseable {
                         .addDisabledMetricsCategory(MetricsDomain.VERTICLES)))
                 .withMetrics(new MicrometerMetricsFactory(metrics.registry()))
                 .build();
-        this.serving = new Serving(engine, metrics, options.modelId(), options.device());
+        this.host = options.host();
+        this.requestedPort = options.port();
+        this.serving = new Serving(engine, metrics, options.modelId(), options.device(), options.limits());
         metrics.bindEngine(engine);
         metrics.bindModel(engine.model());
 
@@ -62,7 +82,13 @@ public final class SparseServer implements AutoCloseable {
         grpc.addService(health.service());
         grpc.addService(ReflectionService.v1());
 
+        ServerSecurity security = options.security();
+        ApiKeyAuth key = security.apiKey();
         Router router = Router.router(vertx);
+        if (key != null) {
+            router.route("/v1/*").order(-1).handler(rc -> requireKey(rc, key));
+            if (security.metricsAuth()) router.route("/metrics").order(-1).handler(rc -> requireKey(rc, key));
+        }
         router.get("/metrics").handler(rc -> rc.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .end(metrics.scrape()));
@@ -75,12 +101,65 @@ public final class SparseServer implements AutoCloseable {
         new OpenAiRoutes(this.serving).mount(router);
         new ChatRoutes(this.serving).mount(router);
 
-        this.http = vertx.createHttpServer(new HttpServerOptions().setHost(options.host()).setPort(options.port())
-                .setHttp2ClearTextEnabled(true));
-        http.requestHandler(req -> {
-            if (isGrpc(req)) grpc.handle(req);
-            else router.handle(req);
+        ServerLimits limits = options.limits();
+        HttpServerOptions httpOptions = new HttpServerOptions().setHost(options.host()).setPort(options.port())
+                .setHttp2ClearTextEnabled(true)
+                // A connection that sends and receives nothing for this long is closed (half-open and idle floods).
+                .setIdleTimeout((int) Math.max(1, limits.idleTimeout().toSeconds())).setIdleTimeoutUnit(TimeUnit.SECONDS)
+                // Streams one HTTP/2 connection may have open at once (announced in SETTINGS; more are refused).
+                .setInitialSettings(new Http2Settings().setMaxConcurrentStreams(limits.maxStreamsPerConnection()));
+        if (security.tls()) {
+            // gRPC over TLS needs HTTP/2 chosen by ALPN; HTTP/1.1 clients get HTTPS on the same port.
+            httpOptions.setSsl(true).setUseAlpn(true).setKeyCertOptions(new PemKeyCertOptions()
+                    .setCertPath(security.tlsCert().toString()).setKeyPath(security.tlsKey().toString()));
+        }
+        this.tls = security.tls();
+        this.http = vertx.createHttpServer(httpOptions);
+        int maxConnections = limits.maxConnections();
+        http.connectionHandler(conn -> {
+            // Over the limit the connection is closed at once: a flood of idle connections cannot exhaust file
+            // descriptors or memory, and the clients already connected keep being served.
+            if (openConnections.incrementAndGet() > maxConnections) {
+                refusedConnections.incrementAndGet();
+                connectionLimitLog.warn("connection limit reached: {} open (--max-connections); closing new ones", maxConnections);
+                conn.close();
+            }
+            conn.closeHandler(v -> openConnections.decrementAndGet());
         });
+        http.requestHandler(req -> {
+            if (isGrpc(req)) {
+                if (key != null && !openGrpc(req.path()) && !key.accepts(req.getHeader("authorization"))) {
+                    refuseGrpc(req);
+                    return;
+                }
+                grpc.handle(req);
+            } else {
+                router.handle(req);
+            }
+        });
+    }
+
+    /** Health stays open for load balancers; every other service (ours, reflection) needs the key. */
+    private static boolean openGrpc(String path) {
+        return path != null && path.startsWith("/grpc.health.v1.Health/");
+    }
+
+    /** A trailers-only gRPC answer: UNAUTHENTICATED, without reading the request. */
+    private static void refuseGrpc(HttpServerRequest req) {
+        req.response().setStatusCode(200).putHeader("content-type", "application/grpc")
+                .putHeader("grpc-status", "16")
+                .putHeader("grpc-message", "missing or wrong API key (send authorization: Bearer KEY)").end();
+    }
+
+    private static void requireKey(RoutingContext rc, ApiKeyAuth key) {
+        if (key.accepts(rc.request().getHeader("authorization"))) {
+            rc.next();
+            return;
+        }
+        rc.response().setStatusCode(401).putHeader("www-authenticate", "Bearer").putHeader("content-type", "application/json")
+                .end(new JsonObject().put("error", new JsonObject()
+                        .put("message", "missing or wrong API key (send authorization: Bearer KEY)")
+                        .put("type", "invalid_request_error").put("param", null).put("code", "invalid_api_key")).encode());
     }
 
     /** gRPC by content type prefix, so application/grpc+proto and others reach the gRPC server too. */
@@ -93,14 +172,40 @@ public final class SparseServer implements AutoCloseable {
     public int start() {
         try {
             port = http.listen().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS).actualPort();
+        } catch (java.util.concurrent.ExecutionException e) {
+            // A port in use or an address that is not ours is the operator's input: one line, no stack trace.
+            if (e.getCause() instanceof java.net.SocketException se) {
+                throw new io.sparseserve.model.InvalidInputException("cannot listen on " + host + ":" + requestedPort
+                        + ": " + se.getMessage() + " (--host/--port)");
+            }
+            if (tls) {
+                throw new io.sparseserve.model.InvalidInputException("cannot use the TLS certificate and key (--tls-cert, "
+                        + "--tls-key; PEM expected): " + e.getCause().getMessage());
+            }
+            throw new IllegalStateException("cannot listen on " + host + ":" + requestedPort + ": " + e.getCause(), e);
         } catch (Exception e) {
-            throw new IllegalStateException("cannot listen: " + (e.getCause() != null ? e.getCause() : e), e);
+            throw new IllegalStateException("cannot listen on " + host + ":" + requestedPort + ": " + e, e);
         }
         return port;
     }
 
     public int port() {
         return port;
+    }
+
+    /** Connections open now (counting those being closed for being over the limit). */
+    public int openConnections() {
+        return openConnections.get();
+    }
+
+    /** Connections closed at once since start because --max-connections were open. */
+    public long refusedConnections() {
+        return refusedConnections.get();
+    }
+
+    /** The access log (tests listen to its lines). */
+    AccessLog accessLog() {
+        return serving.accessLog();
     }
 
     public boolean draining() {
@@ -137,5 +242,6 @@ public final class SparseServer implements AutoCloseable {
         } catch (Exception e) {
             log.warn("Vert.x did not close cleanly: {}", e.toString());
         }
+        serving.tokenizers().close();
     }
 }

@@ -18,7 +18,6 @@ import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.GenerationRequest;
 import io.sparseserve.engine.TokenSink;
 import io.sparseserve.model.InvalidInputException;
-import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.grpc.common.GrpcStatus;
 import io.vertx.grpc.common.MessageSizeOverflowException;
@@ -31,9 +30,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The {@code sparseserve.v1.TextGeneration} service on the Vert.x gRPC server: validates and tokenizes on the event
- * loop, submits to the engine, and writes what the engine produces back on the call's own context. A client that
- * cancels, or whose deadline passes, has its sequence cancelled; a slow reader pauses its sequence (back-pressure).
+ * The {@code sparseserve.v1.TextGeneration} service on the Vert.x gRPC server: tokenizes long prompts on the bounded
+ * tokenizer pool (never on the event loop), validates, submits to the engine, and writes what the engine produces
+ * back on the call's own context. A client that cancels, or whose deadline passes, has its sequence cancelled; a
+ * slow reader pauses its sequence (back-pressure).
  */
 final class TextGenerationEndpoint {
     private static final Logger log = LoggerFactory.getLogger(TextGenerationEndpoint.class);
@@ -54,15 +54,19 @@ final class TextGenerationEndpoint {
                 .bind(GenerateStream, this::generateStream)
                 .bind(Tokenize, this::tokenize)
                 .bind(GetModelInfo, call -> call.handler(msg -> {
-                    if (refuseWhileDraining(call.response())) return;
+                    AccessLog.Entry entry = begin(call, "GetModelInfo", "");
+                    if (refuseWhileDraining(call.response(), entry)) return;
                     call.response().end(serving.modelInfo());
+                    entry.ended("OK");
                 }))
                 .build();
     }
 
     private void generate(GrpcServerRequest<GenerateRequest, GenerateResponse> call) {
         refuseInvalidMessages(call);
-        call.handler(msg -> {
+        call.handler(received -> {
+            AccessLog.Entry entry = begin(call, "Generate", received.getRequestId());
+            GenerateRequest msg = withRequestId(received, entry);
             GrpcServerResponse<GenerateRequest, GenerateResponse> response = call.response();
             StringBuilder text = new StringBuilder();
             List<Integer> ids = new ArrayList<>();
@@ -77,14 +81,15 @@ final class TextGenerationEndpoint {
                 public void finish(TokenSink.Delta last, TokenSink.Finished f) {
                     append(last);
                     out.setText(text.toString()).addAllTokenIds(ids).setFinishReason(finishReason(f))
-                            .setUsage(usage(f)).setTimings(timings(f));
+                            .setUsage(usage(f)).setTimings(timings(f)).setSeed(entry.seed());
                     response.end(out.build());
                     serving.metrics().requestCompleted("ok", f.reason().name());
+                    entry.finished("OK", f);
                 }
 
                 @Override
                 public void error(Throwable e) {
-                    fail(response, e);
+                    fail(response, entry, e);
                 }
 
                 private void append(TokenSink.Delta d) {
@@ -93,13 +98,15 @@ final class TextGenerationEndpoint {
                     out.addAllLogprobs(serving.requests().logprobs(d.logprobs()));
                 }
             });
-            start(call, msg, sink);
+            start(call, msg, sink, entry);
         });
     }
 
     private void generateStream(GrpcServerRequest<GenerateRequest, GenerateStreamResponse> call) {
         refuseInvalidMessages(call);
-        call.handler(msg -> {
+        call.handler(received -> {
+            AccessLog.Entry entry = begin(call, "GenerateStream", received.getRequestId());
+            GenerateRequest msg = withRequestId(received, entry);
             GrpcServerResponse<GenerateRequest, GenerateStreamResponse> response = call.response();
             String requestId = msg.getRequestId();
             ContextSink[] self = new ContextSink[1];
@@ -107,26 +114,27 @@ final class TextGenerationEndpoint {
                 @Override
                 public void delta(TokenSink.Delta d) {
                     response.write(message(requestId, d).build());
-                    if (response.writeQueueFull()) self[0].handle().pause();
+                    if (response.writeQueueFull()) {
+                        self[0].readerStalled(vertx, serving.limits().streamIdleTimeout(), () -> streamIdle(self[0], response, entry));
+                    }
                 }
 
                 @Override
                 public void finish(TokenSink.Delta last, TokenSink.Finished f) {
                     response.end(message(requestId, last).setFinishReason(finishReason(f)).setUsage(usage(f))
-                            .setTimings(timings(f)).build());
+                            .setTimings(timings(f)).setSeed(entry.seed()).build());
                     serving.metrics().requestCompleted("ok", f.reason().name());
+                    entry.finished("OK", f);
                 }
 
                 @Override
                 public void error(Throwable e) {
-                    fail(response, e);
+                    fail(response, entry, e);
                 }
             });
             self[0] = sink;
-            response.drainHandler(v -> {
-                if (sink.handle() != null) sink.handle().resume();
-            });
-            start(call, msg, sink);
+            response.drainHandler(v -> sink.readerBack());
+            start(call, msg, sink, entry);
         });
     }
 
@@ -136,45 +144,67 @@ final class TextGenerationEndpoint {
         return b.addAllLogprobs(serving.requests().logprobs(d.logprobs()));
     }
 
-    /** Validates, submits, and ties the sequence to the call's cancellation and deadline. */
-    private <R> void start(GrpcServerRequest<GenerateRequest, R> call, GenerateRequest msg, ContextSink sink) {
+    /** The access-log entry of a call, with its request id echoed as response metadata before anything is sent. */
+    private AccessLog.Entry begin(GrpcServerRequest<?, ?> call, String method, String fieldId) {
+        String clientId = fieldId.isEmpty() ? call.headers().get(AccessLog.HEADER) : fieldId;
+        AccessLog.Entry entry = serving.accessLog().start(method, clientId);
+        call.response().headers().set(AccessLog.HEADER, entry.requestId());
+        return entry;
+    }
+
+    /** The request with its id filled in when the client sent none (the engine and the responses carry it). */
+    private static GenerateRequest withRequestId(GenerateRequest msg, AccessLog.Entry entry) {
+        return msg.getRequestId().isEmpty() ? msg.toBuilder().setRequestId(entry.requestId()).build() : msg;
+    }
+
+    /**
+     * Ties the call to its cancellation and deadline, tokenizes (on the tokenizer pool when the prompt is long),
+     * validates and submits.
+     */
+    private <R> void start(GrpcServerRequest<GenerateRequest, R> call, GenerateRequest msg, ContextSink sink,
+            AccessLog.Entry entry) {
         GrpcServerResponse<GenerateRequest, R> response = call.response();
-        if (refuseWhileDraining(response)) return;
-        Engine.Handle handle;
-        try {
-            GenerationRequest request = serving.requests().toEngine(msg);
-            handle = serving.engine().submit(request, sink);
-        } catch (InvalidInputException e) {
-            sink.close();
-            end(response, GrpcStatus.INVALID_ARGUMENT, e.getMessage());
-            return;
-        } catch (Engine.QueueFullException e) {
-            sink.close();
-            end(response, GrpcStatus.RESOURCE_EXHAUSTED, e.getMessage());
-            return;
-        } catch (Engine.ClosedException e) {
-            sink.close();
-            end(response, GrpcStatus.UNAVAILABLE, e.getMessage());
-            return;
-        } catch (RuntimeException e) {
-            sink.close();
-            log.error("cannot start generation", e);
-            end(response, GrpcStatus.INTERNAL, "internal error: " + e);
-            return;
-        }
-        sink.attach(handle);
-        // A client that cancels resets its stream: the request and the response both report it.
-        call.exceptionHandler(t -> clientGone(sink));
-        call.errorHandler(err -> clientGone(sink));
-        response.exceptionHandler(t -> clientGone(sink));
+        if (refuseWhileDraining(response, entry)) return;
+        // A client that cancels resets its stream: the request and the response both report it. Set before the
+        // prompt is tokenized, so that a call cancelled meanwhile is never submitted.
+        call.exceptionHandler(t -> clientGone(sink, entry));
+        call.errorHandler(err -> clientGone(sink, entry));
+        response.exceptionHandler(t -> clientGone(sink, entry));
         long timeoutMs = call.timeout();
         if (timeoutMs > 0) {
             long timer = vertx.setTimer(timeoutMs, id -> {
                 if (sink.closed()) return;
                 sink.cancel();
-                end(response, GrpcStatus.DEADLINE_EXCEEDED, "deadline of " + timeoutMs + " ms passed");
+                end(response, entry, GrpcStatus.DEADLINE_EXCEEDED, "deadline of " + timeoutMs + " ms passed");
             });
             sink.onClose(() -> vertx.cancelTimer(timer));
+        }
+        serving.tokenizers().run(Vertx.currentContext(), msg.getPromptBytes().size(), () -> serving.requests().toEngine(msg))
+                .onComplete(ar -> {
+                    if (sink.closed()) return; // cancelled or timed out while tokenizing
+                    if (ar.succeeded()) submit(response, ar.result(), sink, entry);
+                    else refuse(response, sink, entry, ar.cause());
+                });
+    }
+
+    private void submit(GrpcServerResponse<?, ?> response, GenerationRequest request, ContextSink sink, AccessLog.Entry entry) {
+        entry.seed(request.sampling().seed());
+        entry.promptTokens(request.promptIds().length);
+        try {
+            sink.attach(serving.engine().submit(request, sink));
+        } catch (RuntimeException e) {
+            refuse(response, sink, entry, e);
+        }
+    }
+
+    private void refuse(GrpcServerResponse<?, ?> response, ContextSink sink, AccessLog.Entry entry, Throwable e) {
+        sink.close();
+        switch (e) {
+            case InvalidInputException x -> end(response, entry, GrpcStatus.INVALID_ARGUMENT, x.getMessage());
+            case Engine.QueueFullException x -> end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, x.getMessage());
+            case TokenizerPool.FullException x -> end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, x.getMessage());
+            case Engine.ClosedException x -> end(response, entry, GrpcStatus.UNAVAILABLE, x.getMessage());
+            default -> internalError(response, entry, "cannot start generation", e);
         }
     }
 
@@ -187,59 +217,85 @@ final class TextGenerationEndpoint {
             String message = e instanceof MessageSizeOverflowException o
                     ? "message is " + o.messageSize() + " bytes; at most " + SparseServer.MAX_MESSAGE_BYTES + " bytes allowed"
                     : "message does not decode as " + call.fullMethodName() + "'s request: " + e.getCause();
-            end(call.response(), GrpcStatus.INVALID_ARGUMENT, message);
+            end(call.response(), serving.accessLog().start(call.methodName(), call.headers().get(AccessLog.HEADER)),
+                    GrpcStatus.INVALID_ARGUMENT, message);
         });
     }
 
-    private void clientGone(ContextSink sink) {
+    /**
+     * The client read nothing for --stream-idle-timeout: the sequence is cancelled and the stream reset (a reset is
+     * not flow-controlled, so it reaches a client whose window is full; trailers would queue behind the data).
+     */
+    private void streamIdle(ContextSink sink, GrpcServerResponse<?, ?> response, AccessLog.Entry entry) {
+        sink.cancel();
+        response.cancel();
+        serving.metrics().requestCompleted("cancelled", "none");
+        entry.ended("STREAM_IDLE_TIMEOUT");
+    }
+
+    private void clientGone(ContextSink sink, AccessLog.Entry entry) {
         if (sink.closed()) return;
         sink.cancel();
         serving.metrics().requestCompleted("cancelled", "none");
+        entry.ended("CANCELLED");
     }
 
     private void tokenize(GrpcServerRequest<TokenizeRequest, TokenizeResponse> call) {
         refuseInvalidMessages(call);
         call.handler(msg -> {
+            AccessLog.Entry entry = begin(call, "Tokenize", "");
             GrpcServerResponse<TokenizeRequest, TokenizeResponse> response = call.response();
-            if (refuseWhileDraining(response)) return;
+            if (refuseWhileDraining(response, entry)) return;
             int bytes = msg.getTextBytes().size();
             if (bytes > MAX_TOKENIZE_BYTES) {
-                response.status(GrpcStatus.INVALID_ARGUMENT)
-                        .statusMessage("text is " + bytes + " bytes; at most " + MAX_TOKENIZE_BYTES + " allowed").end();
+                end(response, entry, GrpcStatus.INVALID_ARGUMENT, "text is " + bytes + " bytes; at most " + MAX_TOKENIZE_BYTES
+                        + " allowed");
                 return;
             }
-            // Tokenizing a long text takes milliseconds: off the event loop.
-            Context context = Vertx.currentContext();
-            context.<TokenizeResponse>executeBlocking(() -> {
+            // Tokenizing a long text takes milliseconds: off the event loop, on the bounded tokenizer pool.
+            serving.tokenizers().run(Vertx.currentContext(), bytes, () -> {
                 int[] ids = serving.engine().tokenizer().encodePrompt(msg.getText());
                 TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
                 for (int id : ids) b.addTokenIds(id).addTokens(serving.requests().token(id));
                 return b.build();
-            }, false).onComplete(ar -> {
-                if (ar.succeeded()) response.end(ar.result());
-                else response.status(GrpcStatus.INTERNAL).statusMessage(String.valueOf(ar.cause())).end();
+            }).onComplete(ar -> {
+                if (ar.succeeded()) {
+                    response.end(ar.result());
+                    entry.promptTokens(ar.result().getTokenIdsCount());
+                    entry.ended("OK");
+                } else if (ar.cause() instanceof TokenizerPool.FullException full) {
+                    end(response, entry, GrpcStatus.RESOURCE_EXHAUSTED, full.getMessage());
+                } else {
+                    internalError(response, entry, "tokenize failed", ar.cause());
+                }
             });
         });
     }
 
-    private boolean refuseWhileDraining(GrpcServerResponse<?, ?> response) {
+    private boolean refuseWhileDraining(GrpcServerResponse<?, ?> response, AccessLog.Entry entry) {
         if (!serving.draining()) return false;
-        end(response, GrpcStatus.UNAVAILABLE, "the server is shutting down");
+        end(response, entry, GrpcStatus.UNAVAILABLE, "the server is shutting down");
         return true;
     }
 
-    private void end(GrpcServerResponse<?, ?> response, GrpcStatus status, String message) {
+    private void end(GrpcServerResponse<?, ?> response, AccessLog.Entry entry, GrpcStatus status, String message) {
         serving.metrics().requestCompleted(status.name(), "none");
         response.status(status).statusMessage(message).end();
+        entry.ended(status.name());
     }
 
-    private void fail(GrpcServerResponse<?, ?> response, Throwable e) {
+    private void fail(GrpcServerResponse<?, ?> response, AccessLog.Entry entry, Throwable e) {
         if (e instanceof Engine.ClosedException) {
-            end(response, GrpcStatus.UNAVAILABLE, e.getMessage());
+            end(response, entry, GrpcStatus.UNAVAILABLE, e.getMessage());
         } else {
-            log.error("generation failed", e);
-            end(response, GrpcStatus.INTERNAL, "internal error: " + e);
+            internalError(response, entry, "generation failed", e);
         }
+    }
+
+    /** The details (and the trace) go to the log under the request id; the client gets the id only. */
+    private void internalError(GrpcServerResponse<?, ?> response, AccessLog.Entry entry, String what, Throwable e) {
+        log.error("{} (request id {})", what, entry.requestId(), e);
+        end(response, entry, GrpcStatus.INTERNAL, "internal error (request id " + entry.requestId() + ")");
     }
 
     static FinishReason finishReason(TokenSink.Finished f) {

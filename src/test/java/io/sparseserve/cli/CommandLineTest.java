@@ -1,6 +1,7 @@
 package io.sparseserve.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -36,6 +37,21 @@ class CommandLineTest {
         String[] args = {"generate", "--model", TestData.bundledModel().toString(), "--prompt", "The kernel",
                 "--max-new-tokens", "20", "--temperature", "0.8", "--top-p", "0.95", "--seed", "7", "--json"};
         assertEquals(json(CliRunner.run(args)).get("token_ids"), json(CliRunner.run(args)).get("token_ids"));
+        assertEquals(7, json(CliRunner.run(args)).get("seed").asLong());
+    }
+
+    /** Without --seed, sampling draws a fresh seed each run (as llama.cpp and vLLM do) and --json reports it. */
+    @Test
+    void generateWithoutASeedIsRandomAndReportsTheSeed() throws Exception {
+        String[] args = {"generate", "--model", TestData.bundledModel().toString(), "--prompt", "The kernel",
+                "--max-new-tokens", "24", "--temperature", "1", "--ignore-eos", "--json"};
+        JsonNode a = json(CliRunner.run(args)), b = json(CliRunner.run(args));
+        assertNotEquals(a.get("seed").asLong(), b.get("seed").asLong());
+        assertNotEquals(a.get("token_ids"), b.get("token_ids"));
+        String[] again = java.util.Arrays.copyOf(args, args.length + 2);
+        again[args.length] = "--seed";
+        again[args.length + 1] = a.get("seed").asText();
+        assertEquals(a.get("token_ids"), json(CliRunner.run(again)).get("token_ids"));
     }
 
     @Test

@@ -38,7 +38,7 @@ class IncrementalDetokenizerTest {
         sentencePiece = Tokenizer.load(file);
         Files.delete(file);
         Files.delete(dir);
-        kdocText = Files.readString(TestPaths.kdocTestText()).substring(0, 4000);
+        kdocText = Files.readString(io.sparseserve.TestData.testText60k()).substring(0, 4000);
     }
 
     @AfterAll

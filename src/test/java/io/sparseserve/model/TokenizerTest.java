@@ -43,7 +43,7 @@ class TokenizerTest {
 
     @Test
     void firstWindowOfTestTextMatchesReference() throws IOException {
-        String text = Files.readString(TestPaths.kdocTestText()).substring(0, 60_000);
+        String text = Files.readString(io.sparseserve.TestData.testText60k()).substring(0, 60_000);
         int[] ids = tokenizer.encode(text);
         int[] expected = ints(reference.path("eval").path("first_window_ids"));
         assertEquals(64, expected.length);

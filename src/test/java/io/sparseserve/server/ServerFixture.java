@@ -47,13 +47,22 @@ final class ServerFixture implements AutoCloseable {
 
     /** Serving the model under {@code modelId} (serve's --served-model-name). */
     ServerFixture(Path modelDir, Engine.Config config, String modelId) {
+        this(modelDir, config, modelId, ServerSecurity.NONE, ServerLimits.defaults());
+    }
+
+    /** With TLS, {@link #channel} trusts the test certificate ({@code src/test/resources/tls}). */
+    ServerFixture(Path modelDir, Engine.Config config, ServerSecurity security, ServerLimits limits) {
+        this(modelDir, config, modelDir.getFileName().toString(), security, limits);
+    }
+
+    private ServerFixture(Path modelDir, Engine.Config config, String modelId, ServerSecurity security, ServerLimits limits) {
         model = Model.load(modelDir);
         tokenizer = Tokenizer.load(modelDir.resolve("tokenizer.json"));
         metrics = new ServingMetrics();
         engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
-        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, modelId, "cpu"));
+        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, modelId, "cpu", security, limits));
         port = server.start();
-        channel = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        channel = security.tls() ? TlsClients.channel(port) : ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
     }
 
     TextGenerationGrpc.TextGenerationBlockingStub blocking() {

@@ -75,14 +75,28 @@ public final class CpuPool {
             pending.set(threads - 1);
             generation++;
             for (Worker w : workers) LockSupport.unpark(w.thread);
-            runChunk(0);
+            // The caller's own chunk may throw too: it must still wait for the workers and clear the job, or the
+            // next call from this thread would see task != null and run everything inline on one thread, silently.
+            Throwable own = null;
+            try {
+                runChunk(0);
+            } catch (RuntimeException | Error e) {
+                own = e;
+            }
             int spins = 0;
             while (pending.get() != 0) {
                 if (++spins < SPINS) Thread.onSpinWait();
                 else LockSupport.parkNanos(50_000);
             }
             this.task = null;
+            this.caller = null;
             RuntimeException f = failure;
+            failure = null;
+            if (own instanceof Error err) throw err;
+            if (own instanceof RuntimeException re) {
+                if (f != null && f != re) re.addSuppressed(f);
+                throw re;
+            }
             if (f != null) throw f;
         }
     }
