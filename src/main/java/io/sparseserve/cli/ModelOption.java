@@ -12,9 +12,24 @@ final class ModelOption {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path dir;
 
+    @Option(names = "--compress", defaultValue = "auto", paramLabel = "auto|off", description = COMPRESS_HELP)
+    String compress;
+
+    static final String COMPRESS_HELP = "auto (default): hold dense linears with >= 40%% exact zeros compressed (2:4 when "
+            + "every group of 4 allows it) and run them on the sparse kernels; off: as stored.";
+
     Model load() {
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
-        return Model.load(dir);
+        return Model.load(dir, compressMode(compress));
+    }
+
+    /** auto or off, case-insensitive; anything else is one line naming the choices. */
+    static Model.Compress compressMode(String value) {
+        return switch (value.toLowerCase(java.util.Locale.ROOT)) {
+            case "auto" -> Model.Compress.AUTO;
+            case "off" -> Model.Compress.OFF;
+            default -> throw new InvalidInputException("--compress must be auto or off, got '" + value + "'");
+        };
     }
 
     Tokenizer tokenizer() {

@@ -30,6 +30,9 @@ final class ServeCommand implements Callable<Integer> {
                     + "relative to the working directory).")
     Path dir;
 
+    @Option(names = "--compress", defaultValue = "auto", paramLabel = "auto|off", description = ModelOption.COMPRESS_HELP)
+    String compress;
+
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to listen on: 127.0.0.1 (default) or 0.0.0.0.")
     String host;
 
@@ -64,6 +67,7 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) throw new InvalidInputException("--port must be in [0, 65535], got " + port);
         if (drainTimeout < 0) throw new InvalidInputException("--drain-timeout must be >= 0 seconds, got " + drainTimeout);
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
+        Model.Compress compressMode = ModelOption.compressMode(compress);
         Path tokenizerFile = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerFile)) throw new InvalidInputException(tokenizerFile + ": missing tokenizer.json");
 
@@ -71,7 +75,7 @@ final class ServeCommand implements Callable<Integer> {
         Signal.handle(new Signal("TERM"), s -> stop.countDown());
         Signal.handle(new Signal("INT"), s -> stop.countDown());
 
-        try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
+        try (Model model = Model.load(dir, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
                     KvCache.DEFAULT_BLOCK_SIZE);
