@@ -157,8 +157,16 @@ class CompressedRoundTripTest {
                 List<Linear> ls = s.weights().layers().get(l).linears(), la = auto.weights().layers().get(l).linears();
                 for (int i = 0; i < ls.size(); i++) assertEquals(ls.get(i).weight().format(), la.get(i).weight().format());
             }
-            var pa = Perplexity.evaluate(auto, new CpuBackend(64), ids, 64, 8, null);
-            assertEquals(Double.doubleToLongBits(ps.perplexity()), Double.doubleToLongBits(pa.perplexity()));
+            // reduceLanes may add in another order before C2 has compiled a kernel (Bf16Gemv): evaluate both until
+            // the compressed file's result repeats (bounded), then require the same bits.
+            double before = ps.perplexity(), fromFile = Double.NaN, fromDense = Double.NaN;
+            for (int round = 0; round < 6; round++) {
+                fromDense = Perplexity.evaluate(auto, new CpuBackend(64), ids, 64, 8, null).perplexity();
+                fromFile = Perplexity.evaluate(s, new CpuBackend(64), ids, 64, 8, null).perplexity();
+                if (fromFile == before && round > 0) break;
+                before = fromFile;
+            }
+            assertEquals(Double.doubleToLongBits(fromFile), Double.doubleToLongBits(fromDense));
         }
     }
 
