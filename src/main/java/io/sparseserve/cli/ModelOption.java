@@ -19,8 +19,13 @@ final class ModelOption {
             + "every group of 4 allows it) and run them on the sparse kernels; off: as stored.";
 
     Model load() {
+        return loadChecked(dir, compressMode(compress));
+    }
+
+    /** Loads a folder, a missing one being one line. */
+    static Model loadChecked(Path dir, Model.Compress compress) {
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
-        return Model.load(dir, compressMode(compress));
+        return Model.load(dir, compress);
     }
 
     /** auto or off, case-insensitive; anything else is one line naming the choices. */

@@ -59,17 +59,21 @@ public final class SparseKernelBench {
         variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
         variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q); });
         variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q); });
+        variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
         variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
         variants.put("widen-only(per16kept)", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.widenOnly(bm, x, y, r, q); });
         if (args.length > 4) variants.put("bitmask-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(bm, xe, xo, y, r, q); });
         if (args.length > 4) variants.put("nm24-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(nm, xe, xo, y, r, q); });
         variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
+        variants.put("bitmask-expandfloats", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandFloats(bm, x, y, r, q); });
+        String only = System.getProperty("only");
+        if (only != null) variants.keySet().removeIf(k -> !k.equals("dense-bf16") && !java.util.Arrays.asList(only.split(",")).contains(k));
         long warmEnd = System.nanoTime() + 4_000_000_000L;
         while (System.nanoTime() < warmEnd) variants.values().forEach(Runnable::run);
         Map<String, double[]> times = new LinkedHashMap<>();
         variants.keySet().forEach(k -> times.put(k, new double[rounds]));
-        int reps = 20;
+        int reps = Integer.getInteger("reps", 20);
         for (int round = 0; round < rounds; round++) {
             for (var e : variants.entrySet()) {
                 long t0 = System.nanoTime();

@@ -176,6 +176,67 @@ final class SparseKernelVariants {
         y[r3] = a3.reduceLanes(VectorOperators.ADD);
     }
 
+    /** 16 columns per step: one vpexpandw puts kept value k in the high half of its column's 32-bit lane (widen + spread). */
+    static void fused16(MaskedMatrix w, float[] x, float[] y, int r, int q) {
+        MemorySegment vals = w.values(), mask = w.bitmask();
+        int r1 = r + q, r2 = r1 + q, r3 = r2 + q;
+        if (w.valueIndex(r3 + 1) + 32 > vals.byteSize() / 2) return;
+        int cols = w.cols(), rb = w.maskRowBytes(), bound = cols & ~15;
+        long p0 = w.valueIndex(r), p1 = w.valueIndex(r1), p2 = w.valueIndex(r2), p3 = w.valueIndex(r3);
+        long m0 = (long) r * rb, m1 = (long) r1 * rb, m2 = (long) r2 * rb, m3 = (long) r3 * rb;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < bound; c += 16) {
+            FloatVector xv = FloatVector.fromArray(F, x, c);
+            long b0 = mask.get(I16, m0 + (c >>> 3)) & 0xffffL, b1 = mask.get(I16, m1 + (c >>> 3)) & 0xffffL;
+            long b2 = mask.get(I16, m2 + (c >>> 3)) & 0xffffL, b3 = mask.get(I16, m3 + (c >>> 3)) & 0xffffL;
+            a0 = high(vals, p0, b0).fma(xv, a0);
+            a1 = high(vals, p1, b1).fma(xv, a1);
+            a2 = high(vals, p2, b2).fma(xv, a2);
+            a3 = high(vals, p3, b3).fma(xv, a3);
+            p0 += Long.bitCount(b0);
+            p1 += Long.bitCount(b1);
+            p2 += Long.bitCount(b2);
+            p3 += Long.bitCount(b3);
+        }
+        y[r] = a0.reduceLanes(VectorOperators.ADD);
+        y[r1] = a1.reduceLanes(VectorOperators.ADD);
+        y[r2] = a2.reduceLanes(VectorOperators.ADD);
+        y[r3] = a3.reduceLanes(VectorOperators.ADD);
+    }
+
+    private static FloatVector high(MemorySegment vals, long p, long bits) {
+        return ShortVector.fromMemorySegment(S32, vals, 2 * p, ByteOrder.LITTLE_ENDIAN)
+                .expand(VectorMask.fromLong(S32, Long.expand(bits, 0xAAAAAAAAL))).reinterpretAsFloats();
+    }
+
+    /** The previous kernel's step: 16 values widened to floats, then spread by a float expand (vexpandps). */
+    static void expandFloats(MaskedMatrix w, float[] x, float[] y, int r, int q) {
+        MemorySegment vals = w.values(), mask = w.bitmask();
+        int r1 = r + q, r2 = r1 + q, r3 = r2 + q;
+        if (w.valueIndex(r3 + 1) + 16 > vals.byteSize() / 2) return;
+        int cols = w.cols(), rb = w.maskRowBytes(), bound = cols & ~15;
+        long p0 = w.valueIndex(r), p1 = w.valueIndex(r1), p2 = w.valueIndex(r2), p3 = w.valueIndex(r3);
+        long m0 = (long) r * rb, m1 = (long) r1 * rb, m2 = (long) r2 * rb, m3 = (long) r3 * rb;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < bound; c += 16) {
+            FloatVector xv = FloatVector.fromArray(F, x, c);
+            long b0 = mask.get(I16, m0 + (c >>> 3)) & 0xffffL, b1 = mask.get(I16, m1 + (c >>> 3)) & 0xffffL;
+            long b2 = mask.get(I16, m2 + (c >>> 3)) & 0xffffL, b3 = mask.get(I16, m3 + (c >>> 3)) & 0xffffL;
+            a0 = widen(vals, p0).expand(VectorMask.fromLong(F, b0)).fma(xv, a0);
+            a1 = widen(vals, p1).expand(VectorMask.fromLong(F, b1)).fma(xv, a1);
+            a2 = widen(vals, p2).expand(VectorMask.fromLong(F, b2)).fma(xv, a2);
+            a3 = widen(vals, p3).expand(VectorMask.fromLong(F, b3)).fma(xv, a3);
+            p0 += Long.bitCount(b0);
+            p1 += Long.bitCount(b1);
+            p2 += Long.bitCount(b2);
+            p3 += Long.bitCount(b3);
+        }
+        y[r] = a0.reduceLanes(VectorOperators.ADD);
+        y[r1] = a1.reduceLanes(VectorOperators.ADD);
+        y[r2] = a2.reduceLanes(VectorOperators.ADD);
+        y[r3] = a3.reduceLanes(VectorOperators.ADD);
+    }
+
     private static FloatVector widen(MemorySegment vals, long p) {
         ShortVector s = ShortVector.fromMemorySegment(S16, vals, 2 * p, ByteOrder.LITTLE_ENDIAN);
         return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
