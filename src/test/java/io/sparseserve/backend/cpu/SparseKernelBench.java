@@ -24,7 +24,7 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * mvn -q -B -o test-compile && java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes \
- *     io.sparseserve.backend.cpu.SparseKernelBench [rows cols sparsity rounds]
+ *     io.sparseserve.backend.cpu.SparseKernelBench [rows cols sparsity rounds]   (-Donly=prefix,... -Dreps=N)
  * </pre>
  */
 public final class SparseKernelBench {
@@ -66,9 +66,18 @@ public final class SparseKernelBench {
         if (args.length > 4) variants.put("bitmask-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(bm, xe, xo, y, r, q); });
         if (args.length > 4) variants.put("nm24-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(nm, xe, xo, y, r, q); });
         variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
+        // The whole product through CpuMatmul on one thread, at batch sizes: decode (1), batched decode, prefill.
+        CpuMatmul mm = new CpuMatmul(new CpuPool(1));
+        for (int tokens : new int[] {1, 16, 256}) {
+            float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
+            for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
+            variants.put("matmul-dense-t" + tokens, () -> mm.matmul(dense, xs, 0, tokens, ys, 0, null));
+            variants.put("matmul-bitmask-t" + tokens, () -> mm.matmul(bm, xs, 0, tokens, ys, 0, null));
+            variants.put("matmul-nm24-t" + tokens, () -> mm.matmul(nm, xs, 0, tokens, ys, 0, null));
+        }
         variants.put("bitmask-expandfloats", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandFloats(bm, x, y, r, q); });
         String only = System.getProperty("only");
-        if (only != null) variants.keySet().removeIf(k -> !k.equals("dense-bf16") && !java.util.Arrays.asList(only.split(",")).contains(k));
+        if (only != null) variants.keySet().removeIf(k -> !k.equals("dense-bf16") && java.util.Arrays.stream(only.split(",")).noneMatch(k::startsWith));
         long warmEnd = System.nanoTime() + 4_000_000_000L;
         while (System.nanoTime() < warmEnd) variants.values().forEach(Runnable::run);
         Map<String, double[]> times = new LinkedHashMap<>();
@@ -76,15 +85,21 @@ public final class SparseKernelBench {
         int reps = Integer.getInteger("reps", 20);
         for (int round = 0; round < rounds; round++) {
             for (var e : variants.entrySet()) {
+                // matmul-*-tN: N token rows per call; times are per token, and big products repeat less.
+                int tokens = e.getKey().contains("-t") ? Integer.parseInt(e.getKey().substring(e.getKey().lastIndexOf("-t") + 2)) : 1;
+                int n = Math.max(1, reps / Math.max(1, tokens / 8));
                 long t0 = System.nanoTime();
-                for (int i = 0; i < reps; i++) e.getValue().run();
-                times.get(e.getKey())[round] = (System.nanoTime() - t0) / (double) reps / rows / (cols / 16.0);
+                for (int i = 0; i < n; i++) e.getValue().run();
+                times.get(e.getKey())[round] = (System.nanoTime() - t0) / (double) n / tokens / rows / (cols / 16.0);
             }
         }
-        double base = median(times.get("dense-bf16"));
-        System.out.printf("shape [%d, %d], sparsity %.2f, %d rounds, one thread: ns per 16 columns per row (median)%n",
+        System.out.printf("shape [%d, %d], sparsity %.2f, %d rounds, one thread: ns per 16 columns per row per token (median)%n",
                 rows, cols, sparsity, rounds);
-        times.forEach((k, v) -> System.out.printf("%-20s %.3f ns  speed vs dense %.2fx%n", k, median(v), base / median(v)));
+        times.forEach((k, v) -> {
+            String ref = k.startsWith("matmul-") ? "matmul-dense" + k.substring(k.lastIndexOf("-t")) : "dense-bf16";
+            double b = median(times.getOrDefault(ref, times.get("dense-bf16")));
+            System.out.printf("%-24s %.3f ns  speed vs %s %.2fx%n", k, median(v), ref, b / median(v));
+        });
     }
 
     /** Native memory, as weights mapped from a file or compressed at load are. */
