@@ -52,7 +52,7 @@ public final class Model implements AutoCloseable {
                 case OPT -> OptWiring.wire(config, src);
             };
             Map<String, ZeroCompression.Scan> detected = new LinkedHashMap<>();
-            if (compress == Compress.AUTO) weights = LoadCompression.apply(weights, arena, detected);
+            weights = LoadCompression.apply(weights, arena, detected, compress == Compress.AUTO);
             return new Model(dir, config, files, weights, arena, Collections.unmodifiableMap(detected));
         } catch (RuntimeException e) {
             arena.close();

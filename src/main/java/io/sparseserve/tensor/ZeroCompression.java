@@ -85,6 +85,20 @@ public final class ZeroCompression {
                 : new BitmaskMatrix(values, mask, offsets, d.dtype(), rows, cols);
     }
 
+    /** The same matrix with its segments copied into {@code arena} (64-byte aligned). */
+    public static MaskedMatrix copy(MaskedMatrix m, Arena arena) {
+        return switch (m) {
+            case BitmaskMatrix b -> new BitmaskMatrix(copyOf(b.values(), arena), copyOf(b.bitmask(), arena),
+                    copyOf(b.rowOffsets(), arena), b.dtype(), b.rows(), b.cols());
+            case NmMatrix n -> new NmMatrix(copyOf(n.values(), arena), copyOf(n.bitmask(), arena), n.dtype(), n.rows(),
+                    n.cols(), n.n(), n.m());
+        };
+    }
+
+    private static MemorySegment copyOf(MemorySegment s, Arena arena) {
+        return arena.allocate(Math.max(1, s.byteSize()), 64).asSlice(0, s.byteSize()).copyFrom(s);
+    }
+
     private static boolean isZero(DenseMatrix d, long i) {
         return switch (d.dtype()) {
             case F32 -> (d.data().get(I32, 4 * i) & 0x7fffffff) == 0;
