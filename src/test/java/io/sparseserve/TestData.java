@@ -16,6 +16,10 @@ public final class TestData {
 
     public static final String TINY_LLAMA = "tiny-llama-f32";
     public static final String TINY_OPT = "tiny-opt-f16";
+    /** Llama 3.x style: llama3 rope scaling, BOS post-processor, chat template, generation_config stop ids (BF16). */
+    public static final String TINY_LLAMA3 = "tiny-llama3-bf16";
+    /** Qwen2: q/k/v biases, padded vocabulary, ChatML template, no BOS (F32). */
+    public static final String TINY_QWEN2 = "tiny-qwen2-f32";
 
     /** A fixture model folder copied from ../shared/fixtures into the test resources. */
     public static Path fixture(String name) {
@@ -49,6 +53,14 @@ public final class TestData {
     public static JsonNode json(Path file) {
         try {
             return new ObjectMapper().readTree(file.toFile());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static JsonNode jsonText(String text) {
+        try {
+            return new ObjectMapper().readTree(text);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

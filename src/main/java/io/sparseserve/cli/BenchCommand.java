@@ -90,7 +90,7 @@ final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (modelDir == null) throw new InvalidInputException("--model DIR (or --compare DIR...) is required");
-        try (Model m = ModelOption.loadChecked(modelDir, compressMode)) {
+        try (Model m = ModelOption.loadChecked(modelDir, 0, compressMode)) {
             long rssBefore = MemoryStats.residentBytes();
             Benchmark bench = new Benchmark(m, new CpuBackend(m.config().maxPositions()));
             // Warm-up until the JIT has compiled every kernel: a fixed number of steps is not enough on a slow machine.

@@ -26,7 +26,7 @@ final class BenchCompare {
     static Map<String, Object> run(List<Path> dirs, Model.Compress compress, Settings s, PrintWriter progress) {
         List<Model> models = new ArrayList<>();
         try {
-            for (Path dir : dirs) models.add(ModelOption.loadChecked(dir, compress));
+            for (Path dir : dirs) models.add(ModelOption.loadChecked(dir, 0, compress));
             int n = models.size(), nb = s.batches().size();
             List<Benchmark> benches = new ArrayList<>();
             for (Model m : models) benches.add(new Benchmark(m, new CpuBackend(m.config().maxPositions())));

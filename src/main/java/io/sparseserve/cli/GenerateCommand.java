@@ -2,13 +2,22 @@ package io.sparseserve.cli;
 
 import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.engine.Generator;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sparseserve.engine.SamplingParams;
+import io.sparseserve.model.ChatTemplate;
+import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -16,13 +25,26 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generate text from a prompt (greedy by default; --temperature > 0 samples).")
+        description = "Generate text from a prompt or a chat (greedy by default; --temperature > 0 samples).")
 final class GenerateCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
     @Mixin ModelOption model;
 
-    @Option(names = "--prompt", required = true, description = "The prompt text.")
-    String prompt;
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Input input;
+
+    static final class Input {
+        @Option(names = "--prompt", required = true,
+                description = "The prompt text; the tokenizer adds its special tokens (e.g. Llama 3's BOS).")
+        String prompt;
+
+        @Option(names = "--messages", required = true, paramLabel = "FILE",
+                description = "A JSON array of {role, content} messages, rendered with the model's chat template.")
+        Path messages;
+    }
+
+    @Option(names = "--keep-special-tokens", description = "Keep special tokens (e.g. <|eot_id|>) in the text.")
+    boolean keepSpecialTokens;
 
     @Option(names = "--max-new-tokens", defaultValue = "64", description = "Tokens to generate at most (default ${DEFAULT-VALUE}).")
     int maxNewTokens;
@@ -56,14 +78,25 @@ final class GenerateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, 0f, 0f, seed).validate();
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
-            int[] ids = tok.encode(prompt);
+            int[] ids;
+            if (input.messages != null) {
+                // The template writes the special tokens itself: its prompt is tokenized without adding any.
+                ChatTemplate template = ChatTemplate.load(m.dir());
+                if (template == null) {
+                    throw new InvalidInputException(m.dir() + ": the model has no chat template (tokenizer_config.json "
+                            + "chat_template or chat_template.jinja); use --prompt");
+                }
+                ids = tok.encode(template.render(readMessages(input.messages), null, true));
+            } else {
+                ids = tok.encodePrompt(input.prompt);
+            }
             Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
             gen.validate(ids, params, maxNewTokens);
-            if (!json) {
-                out.print(prompt);
+            if (!json && input.prompt != null) {
+                out.print(input.prompt);
                 out.flush();
             }
-            Generator.Result r = gen.generate(ids, params, maxNewTokens, ignoreEos, json ? null : piece -> {
+            Generator.Result r = gen.generate(ids, params, maxNewTokens, ignoreEos, !keepSpecialTokens, json ? null : piece -> {
                 out.print(piece);
                 out.flush();
             });
@@ -79,5 +112,21 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The --messages file: a JSON array of {role, content} objects. */
+    static List<Map<String, Object>> readMessages(Path file) {
+        if (!Files.isRegularFile(file)) throw new InvalidInputException(file + ": no such messages file");
+        JsonNode json;
+        try {
+            json = new ObjectMapper().readTree(file.toFile());
+        } catch (IOException e) {
+            throw new InvalidInputException(file + ": not valid JSON (" + e.getMessage().lines().findFirst().orElse("") + ")");
+        }
+        try {
+            return ChatTemplate.messages(json, "messages");
+        } catch (InvalidInputException e) {
+            throw new InvalidInputException(file + ": " + e.getMessage());
+        }
     }
 }

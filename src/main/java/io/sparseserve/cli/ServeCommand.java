@@ -57,6 +57,15 @@ final class ServeCommand implements Callable<Integer> {
             description = "KV-cache budget in bytes (default 0: enough for --max-running full-length sequences, at most half the free heap).")
     long kvCacheBytes;
 
+    @Option(names = "--served-model-name", paramLabel = "NAME",
+            description = "The model's name in the API (/v1/models, the OpenAI 'model' field, GetModelInfo); default: the folder's name.")
+    String servedModelName;
+
+    @Option(names = "--max-model-len", paramLabel = "N", defaultValue = "0",
+            description = "Serve at most N positions of context (default: the model's max_position_embeddings); "
+                    + "the KV cache is sized to it.")
+    int maxModelLen;
+
     @Option(names = "--drain-timeout", defaultValue = "30",
             description = "Seconds to let running requests finish after SIGTERM (default ${DEFAULT-VALUE}).")
     int drainTimeout;
@@ -75,12 +84,16 @@ final class ServeCommand implements Callable<Integer> {
         Signal.handle(new Signal("TERM"), s -> stop.countDown());
         Signal.handle(new Signal("INT"), s -> stop.countDown());
 
-        try (Model model = Model.load(dir, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
+        if (maxModelLen < 0) throw new InvalidInputException("--max-model-len must be >= 1, got " + maxModelLen);
+        if (servedModelName != null && servedModelName.isBlank()) {
+            throw new InvalidInputException("--served-model-name must not be blank");
+        }
+        try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
                     KvCache.DEFAULT_BLOCK_SIZE);
             Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
-            String id = dir.toAbsolutePath().normalize().getFileName().toString();
+            String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
             try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device))) {
                 int actual = server.start();
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "

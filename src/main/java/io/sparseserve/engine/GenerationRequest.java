@@ -20,9 +20,17 @@ import java.util.List;
  * @param stopTokenIds ids that end the sequence like the end-of-sequence token
  * @param ignoreEos keep going past the model's end-of-sequence token
  * @param logprobs -1: none; n >= 0: the chosen token's log-probability and the n most likely tokens'
+ * @param skipSpecialTokens leave special tokens (chat markers, BOS, EOS) out of the text, as vLLM does by default
  */
 public record GenerationRequest(String requestId, int[] promptIds, SamplingParams sampling, int maxNewTokens,
-        int minNewTokens, List<String> stop, int[] stopTokenIds, boolean ignoreEos, int logprobs) {
+        int minNewTokens, List<String> stop, int[] stopTokenIds, boolean ignoreEos, int logprobs,
+        boolean skipSpecialTokens) {
+
+    /** A request whose text leaves special tokens out (the default). */
+    public GenerationRequest(String requestId, int[] promptIds, SamplingParams sampling, int maxNewTokens,
+            int minNewTokens, List<String> stop, int[] stopTokenIds, boolean ignoreEos, int logprobs) {
+        this(requestId, promptIds, sampling, maxNewTokens, minNewTokens, stop, stopTokenIds, ignoreEos, logprobs, true);
+    }
 
     public static final int MAX_STOP_STRINGS = 8;
     public static final int MAX_STOP_LENGTH = 256;

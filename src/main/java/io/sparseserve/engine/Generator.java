@@ -48,6 +48,15 @@ public final class Generator {
 
     public Result generate(int[] promptIds, SamplingParams params, int maxNewTokens, boolean ignoreEos,
                            Consumer<String> onText) {
+        return generate(promptIds, params, maxNewTokens, ignoreEos, true, onText);
+    }
+
+    /**
+     * Generates after {@code promptIds}; with {@code skipSpecialTokens} the text leaves special tokens out (vLLM's
+     * default). Ids without a token string (a padded vocabulary's extra rows) add no text.
+     */
+    public Result generate(int[] promptIds, SamplingParams params, int maxNewTokens, boolean ignoreEos,
+                           boolean skipSpecialTokens, Consumer<String> onText) {
         validate(promptIds, params, maxNewTokens);
         ModelConfig c = model.config();
         int total = promptIds.length + maxNewTokens;
@@ -81,7 +90,8 @@ public final class Generator {
                 reason = FinishReason.EOS_TOKEN;
                 break;
             }
-            emit(detok.add(next), text, onText);
+            boolean silent = tokenizer.token(next) == null || (skipSpecialTokens && tokenizer.isSpecial(next));
+            if (!silent) emit(detok.add(next), text, onText);
             if (generated == maxNewTokens) break;
             batch.clear();
             batch.add(seq, pos, 1, pos, table, false);

@@ -126,9 +126,13 @@ final class Sequence implements Engine.Handle {
     /**
      * The text of a new id. A model's vocabulary can be larger than its tokenizer's (padded embedding rows, or a
      * synthetic model): such an id has no text, as in vLLM's detokenizer, and must not end the stream with an error.
+     * Special tokens have none either unless the request keeps them.
      */
     private String decode(int id) {
-        return tokenizer.token(id) == null ? "" : detokenizer.add(id);
+        if (tokenizer.token(id) == null) return "";
+        // Skipped special tokens never reach the detokenizer, as in vLLM's incremental detokenization.
+        if (request.skipSpecialTokens() && tokenizer.isSpecial(id)) return "";
+        return detokenizer.add(id);
     }
 
     /** The output not yet delivered, as one delta. */

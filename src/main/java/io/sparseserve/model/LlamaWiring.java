@@ -8,7 +8,10 @@ import io.sparseserve.tensor.WeightMatrix;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Llama (LlamaForCausalLM): RMSNorm, rotary positions, grouped-query attention, SwiGLU. */
+/**
+ * Llama (LlamaForCausalLM), and Mistral and Qwen2 which share its names: RMSNorm, rotary positions, grouped-query
+ * attention, SwiGLU. Qwen2 has biases on q, k and v but not o; Llama has them on all four when attention_bias is set.
+ */
 final class LlamaWiring {
     private LlamaWiring() {}
 
@@ -20,9 +23,9 @@ final class LlamaWiring {
             String a = p + "self_attn.", m = p + "mlp.";
             layers.add(new Layer(
                     new Norm.Rms(src.vector(p + "input_layernorm.weight", c.hidden()), c.normEps()),
-                    linear(src, a + "q_proj", c.qDim(), c.hidden(), c.attentionBias()),
-                    linear(src, a + "k_proj", c.kvDim(), c.hidden(), c.attentionBias()),
-                    linear(src, a + "v_proj", c.kvDim(), c.hidden(), c.attentionBias()),
+                    linear(src, a + "q_proj", c.qDim(), c.hidden(), c.attentionBias() || c.qkvBias()),
+                    linear(src, a + "k_proj", c.kvDim(), c.hidden(), c.attentionBias() || c.qkvBias()),
+                    linear(src, a + "v_proj", c.kvDim(), c.hidden(), c.attentionBias() || c.qkvBias()),
                     linear(src, a + "o_proj", c.hidden(), c.qDim(), c.attentionBias()),
                     new Norm.Rms(src.vector(p + "post_attention_layernorm.weight", c.hidden()), c.normEps()),
                     new Mlp.Gated(

@@ -37,12 +37,28 @@ public final class Model implements AutoCloseable {
 
     /** Loads a Hugging Face folder with {@code --compress auto}. */
     public static Model load(Path dir) {
-        return load(dir, Compress.AUTO);
+        return load(dir, 0, Compress.AUTO);
+    }
+
+    /** Loads a Hugging Face folder at its declared context, dense linears with zeros held as {@code compress} says. */
+    public static Model load(Path dir, Compress compress) {
+        return load(dir, 0, compress);
     }
 
     /** Loads a Hugging Face folder; a corrupt or unsupported one throws {@link ModelFormatException}. */
-    public static Model load(Path dir, Compress compress) {
-        ModelConfig config = ModelConfig.read(dir);
+    public static Model load(Path dir, int maxModelLen) {
+        return load(dir, maxModelLen, Compress.AUTO);
+    }
+
+    /**
+     * Loads a folder to serve at most {@code maxModelLen} positions (0: the declared context), with the default stop
+     * set of its config, generation config and tokenizer config ({@link StopTokens}), its dense linears with zeros
+     * held as {@code compress} says.
+     */
+    public static Model load(Path dir, int maxModelLen, Compress compress) {
+        ModelConfig declared = ModelConfig.read(dir);
+        ModelConfig config = declared.served(maxModelLen)
+                .withEosTokenIds(StopTokens.defaults(dir, declared, TokenizerConfig.read(dir)));
         ModelFiles files = ModelFiles.open(dir);
         Arena arena = Arena.ofShared();
         try {

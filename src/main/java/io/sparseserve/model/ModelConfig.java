@@ -10,7 +10,9 @@ import java.nio.file.Path;
 
 /**
  * The parts of a Hugging Face {@code config.json} the engine needs, with each family's defaults applied
- * (LlamaConfig and OPTConfig in transformers). {@code raw} keeps the whole file for writers that copy it.
+ * (LlamaConfig, MistralConfig, Qwen2Config and OPTConfig in transformers). {@code raw} keeps the whole file for writers
+ * that copy it. Mistral and Qwen2 are Llama's wiring: Qwen2 adds biases to q, k and v ({@code qkvBias}), Mistral a
+ * sliding attention window ({@code slidingWindow}, 0 = none), served only while the window covers the context.
  */
 public record ModelConfig(
         Family family,
@@ -30,7 +32,10 @@ public record ModelConfig(
         int bosTokenId,
         int[] eosTokenIds,
         DType torchDtype,
-        ObjectNode raw) {
+        ObjectNode raw,
+        RopeScaling ropeScaling,
+        int slidingWindow,
+        boolean qkvBias) {
 
     /** OPT's learned position table is offset by 2 (a fairseq legacy: positions start after the padding index). */
     public static final int OPT_POSITION_OFFSET = 2;
@@ -41,6 +46,33 @@ public record ModelConfig(
 
     public int kvDim() {
         return kvHeads * headDim;
+    }
+
+    /**
+     * This configuration serving at most {@code maxModelLen} positions (0: as declared): the context, the rotary
+     * tables and the KV cache are sized to it (vLLM's --max-model-len). A window narrower than the context served
+     * is refused: sliding-window attention is not implemented.
+     */
+    public ModelConfig served(int maxModelLen) {
+        if (maxModelLen < 0 || maxModelLen > maxPositions) {
+            throw new InvalidInputException("--max-model-len must be in [1, " + maxPositions
+                    + "] (the model's max_position_embeddings), got " + maxModelLen);
+        }
+        int context = maxModelLen == 0 ? maxPositions : maxModelLen;
+        if (slidingWindow > 0 && slidingWindow < context) {
+            throw new InvalidInputException("the model's sliding_window " + slidingWindow + " is shorter than the context served "
+                    + context + "; sliding-window attention is not supported: serve with --max-model-len " + slidingWindow);
+        }
+        return new ModelConfig(family, hidden, intermediate, layers, heads, kvHeads, headDim, vocab, context, normEps,
+                ropeTheta, tieEmbeddings, attentionBias, mlpBias, bosTokenId, eosTokenIds, torchDtype, raw, ropeScaling,
+                slidingWindow, qkvBias);
+    }
+
+    /** This configuration with another default stop set (see {@link StopTokens}). */
+    public ModelConfig withEosTokenIds(int[] ids) {
+        return new ModelConfig(family, hidden, intermediate, layers, heads, kvHeads, headDim, vocab, maxPositions, normEps,
+                ropeTheta, tieEmbeddings, attentionBias, mlpBias, bosTokenId, ids.clone(), torchDtype, raw, ropeScaling,
+                slidingWindow, qkvBias);
     }
 
     public static ModelConfig read(Path dir) {
@@ -61,7 +93,7 @@ public record ModelConfig(
         String type = f.string("model_type");
         Family family = Family.of(type);
         if (family == null) {
-            throw new ModelFormatException(file, "unsupported model_type '" + type + "' (supported: llama, opt)");
+            throw new ModelFormatException(file, "unsupported model_type '" + type + "' (supported: llama, mistral, qwen2, opt)");
         }
         DType dtype = switch (root.path("torch_dtype").asText(root.path("dtype").asText("float32"))) {
             case "bfloat16" -> DType.BF16;
@@ -84,14 +116,20 @@ public record ModelConfig(
                 if (!act.equals("silu")) {
                     throw new ModelFormatException(file, "field 'hidden_act' = '" + act + "' is not supported for llama (silu)");
                 }
-                if (root.hasNonNull("rope_scaling")) {
-                    throw new ModelFormatException(file, "field 'rope_scaling' is not supported yet");
-                }
+                boolean qwen2 = type.equals("qwen2");
+                // Mistral's window applies to every layer; Qwen2's only when use_sliding_window is set.
+                int window = switch (type) {
+                    case "mistral" -> f.optPositive("sliding_window", 0);
+                    case "qwen2" -> root.path("use_sliding_window").asBoolean(false) ? f.optPositive("sliding_window", 0) : 0;
+                    default -> 0;
+                };
                 yield new ModelConfig(family, hidden, f.positive("intermediate_size"), f.positive("num_hidden_layers"),
                         heads, kvHeads, headDim, f.positive("vocab_size"), f.optPositive("max_position_embeddings", 2048),
-                        (float) root.path("rms_norm_eps").asDouble(1e-6), root.path("rope_theta").asDouble(10000.0),
-                        root.path("tie_word_embeddings").asBoolean(false), root.path("attention_bias").asBoolean(false),
-                        root.path("mlp_bias").asBoolean(false), bos, eos, dtype, root);
+                        (float) root.path("rms_norm_eps").asDouble(1e-6), RopeScaling.theta(root),
+                        root.path("tie_word_embeddings").asBoolean(false),
+                        !qwen2 && root.path("attention_bias").asBoolean(false),
+                        root.path("mlp_bias").asBoolean(false), bos, eos, dtype, root, RopeScaling.parse(file, root),
+                        window, qwen2);
             }
             case OPT -> {
                 int hidden = f.positive("hidden_size");
@@ -118,7 +156,8 @@ public record ModelConfig(
                 boolean bias = root.path("enable_bias").asBoolean(true);
                 yield new ModelConfig(family, hidden, f.positive("ffn_dim"), f.positive("num_hidden_layers"), heads, heads,
                         hidden / heads, f.positive("vocab_size"), f.positive("max_position_embeddings"), 1e-5f, 0,
-                        root.path("tie_word_embeddings").asBoolean(true), bias, bias, bos, eos, dtype, root);
+                        root.path("tie_word_embeddings").asBoolean(true), bias, bias, bos, eos, dtype, root, RopeScaling.NONE,
+                        0, false);
             }
         };
     }

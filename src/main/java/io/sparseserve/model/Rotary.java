@@ -2,7 +2,10 @@ package io.sparseserve.model;
 
 import io.sparseserve.model.ModelWeights.Positions;
 
-/** Rotary position tables as Hugging Face's LlamaRotaryEmbedding defines them, computed in double. */
+/**
+ * Rotary position tables as Hugging Face's LlamaRotaryEmbedding defines them, with the checkpoint's frequency scaling
+ * ({@link RopeScaling}), computed in double.
+ */
 final class Rotary {
     private Rotary() {}
 
@@ -11,7 +14,7 @@ final class Rotary {
         float[] cos = new float[c.maxPositions() * half];
         float[] sin = new float[c.maxPositions() * half];
         for (int i = 0; i < half; i++) {
-            double invFreq = 1.0 / Math.pow(c.ropeTheta(), (2.0 * i) / c.headDim());
+            double invFreq = c.ropeScaling().scale(1.0 / Math.pow(c.ropeTheta(), (2.0 * i) / c.headDim()));
             for (int p = 0; p < c.maxPositions(); p++) {
                 double angle = p * invFreq;
                 cos[p * half + i] = (float) Math.cos(angle);

@@ -43,14 +43,16 @@ public final class Tokenizer implements AutoCloseable {
     private final String[] idToToken;
     private final Map<String, Integer> tokenToId;
     private final byte[][] byteLevelBytes; // null unless the decoder is ByteLevel
+    private final java.util.BitSet special;
 
     private Tokenizer(Path path, HuggingFaceTokenizer hf, String[] idToToken, Map<String, Integer> tokenToId,
-            byte[][] byteLevelBytes) {
+            byte[][] byteLevelBytes, java.util.BitSet special) {
         this.path = path;
         this.hf = hf;
         this.idToToken = idToToken;
         this.tokenToId = tokenToId;
         this.byteLevelBytes = byteLevelBytes;
+        this.special = special;
     }
 
     /**
@@ -89,7 +91,24 @@ public final class Tokenizer implements AutoCloseable {
         JsonNode decoder = root.path("decoder");
         boolean byteLevel = "ByteLevel".equals(decoder.path("type").asText());
         return new Tokenizer(tokenizerJson, hf, vocab.idToToken, vocab.tokenToId,
-                byteLevel ? ByteLevelAlphabet.tokenBytes(vocab.idToToken) : null);
+                byteLevel ? ByteLevelAlphabet.tokenBytes(vocab.idToToken) : null, vocab.special);
+    }
+
+    /**
+     * The ids of a prompt as transformers encodes one ({@code add_special_tokens=True}): the tokenizer's
+     * post-processor adds what the model expects (Llama 3's BOS; nothing for Qwen2 or GPT-2-style tokenizers).
+     * Evaluation and chat-template prompts use {@link #encode} instead.
+     */
+    public int[] encodePrompt(String text) {
+        long[] ids = hf.encode(text, true, false).getIds();
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
+        return out;
+    }
+
+    /** True for an added token marked special (BOS, EOS, chat markers): what skip_special_tokens leaves out. */
+    public boolean isSpecial(int id) {
+        return id >= 0 && special.get(id);
     }
 
     /** The ids of {@code text}, with no special tokens added. Any length works (620 KB takes about half a second). */
@@ -181,7 +200,7 @@ public final class Tokenizer implements AutoCloseable {
         if (byteLevelBytes == null) throw new IllegalStateException(path + ": the decoder is not ByteLevel");
     }
 
-    private record Vocab(String[] idToToken, Map<String, Integer> tokenToId) {}
+    private record Vocab(String[] idToToken, Map<String, Integer> tokenToId, java.util.BitSet special) {}
 
     /**
      * Reads {@code model.vocab} (an object token to id for BPE and WordPiece, a list of [piece, score] for Unigram)
@@ -192,6 +211,7 @@ public final class Tokenizer implements AutoCloseable {
         if (!model.isObject()) throw new ModelFormatException(file, "has no \"model\" object");
         JsonNode vocab = model.path("vocab");
         Map<String, Integer> tokenToId = new HashMap<>();
+        java.util.BitSet special = new java.util.BitSet();
         if (vocab.isObject()) {
             for (Map.Entry<String, JsonNode> e : vocab.properties()) {
                 if (!e.getValue().canConvertToInt() || e.getValue().asInt() < 0) {
@@ -215,12 +235,13 @@ public final class Tokenizer implements AutoCloseable {
                 throw new ModelFormatException(file, "added_tokens entry " + added + " needs an id and a content");
             }
             tokenToId.put(content.asText(), id.asInt());
+            if (added.path("special").asBoolean(false)) special.set(id.asInt());
         }
         if (tokenToId.isEmpty()) throw new ModelFormatException(file, "has an empty vocabulary");
         int size = 1 + tokenToId.values().stream().mapToInt(Integer::intValue).max().orElseThrow();
         String[] idToToken = new String[size];
         for (Map.Entry<String, Integer> e : tokenToId.entrySet()) idToToken[e.getValue()] = e.getKey();
-        return new Vocab(idToToken, Map.copyOf(tokenToId));
+        return new Vocab(idToToken, Map.copyOf(tokenToId), special);
     }
 
     private static <E extends Throwable> E withCause(E e, Throwable cause) {

@@ -1,15 +1,18 @@
 package io.sparseserve.server;
 
+import io.sparseserve.api.v1.ChatMessage;
 import io.sparseserve.api.v1.GenerateRequest;
 import io.sparseserve.api.v1.TokenLogprobs;
 import io.sparseserve.api.v1.TopLogprob;
 import io.sparseserve.engine.GenerationRequest;
 import io.sparseserve.engine.SamplingParams;
 import io.sparseserve.engine.TopLogprobs;
+import io.sparseserve.model.ChatTemplate;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Wire requests to engine requests: defaults for unset fields, tokenization, and the checks that only the edge can
@@ -21,10 +24,16 @@ final class ProtoRequests {
 
     private final Tokenizer tokenizer;
     private final int maxPromptBytes;
+    private final ChatTemplate chatTemplate; // null: the model has none
 
     ProtoRequests(Tokenizer tokenizer, int contextLength) {
+        this(tokenizer, contextLength, null);
+    }
+
+    ProtoRequests(Tokenizer tokenizer, int contextLength, ChatTemplate chatTemplate) {
         this.tokenizer = tokenizer;
         this.maxPromptBytes = maxPromptBytes(tokenizer, contextLength);
+        this.chatTemplate = chatTemplate;
     }
 
     /**
@@ -42,7 +51,23 @@ final class ProtoRequests {
     }
 
     GenerationRequest toEngine(GenerateRequest r) {
-        int[] ids = promptIds(r.getPrompt(), r.getPromptBytes().size(), r.getPromptTokenIdsList(), "prompt_token_ids");
+        int[] ids;
+        if (r.getMessagesCount() > 0) {
+            if (!r.getPrompt().isEmpty() || r.getPromptTokenIdsCount() > 0) {
+                throw new InvalidInputException("messages and " + (r.getPrompt().isEmpty() ? "prompt_token_ids" : "prompt")
+                        + " are both set; set exactly one of prompt, prompt_token_ids and messages");
+            }
+            List<Map<String, Object>> messages = new ArrayList<>(r.getMessagesCount());
+            for (ChatMessage m : r.getMessagesList()) {
+                Map<String, Object> msg = ChatTemplate.message(m.getRole(), m.getContent());
+                if (!m.getName().isEmpty()) msg.put("name", m.getName());
+                if (!m.getToolCallId().isEmpty()) msg.put("tool_call_id", m.getToolCallId());
+                messages.add(msg);
+            }
+            ids = chatPromptIds(messages, null, true);
+        } else {
+            ids = promptIds(r.getPrompt(), r.getPromptBytes().size(), r.getPromptTokenIdsList(), "prompt_token_ids");
+        }
         SamplingParams sampling = new SamplingParams(
                 r.hasTemperature() ? r.getTemperature() : 0f,
                 r.getTopK(),
@@ -55,7 +80,24 @@ final class ProtoRequests {
         return new GenerationRequest(r.getRequestId(), ids, sampling,
                 r.hasMaxNewTokens() ? r.getMaxNewTokens() : DEFAULT_MAX_NEW_TOKENS,
                 r.getMinNewTokens(), r.getStopList(), r.getStopTokenIdsList().stream().mapToInt(Integer::intValue).toArray(),
-                r.getIgnoreEos(), logprobs(r));
+                r.getIgnoreEos(), logprobs(r), !r.hasSkipSpecialTokens() || r.getSkipSpecialTokens());
+    }
+
+    /**
+     * The ids of a conversation: the chat template's prompt, tokenized without adding special tokens (the template
+     * writes them, as transformers' apply_chat_template(tokenize=True) does). A template error is the client's.
+     */
+    int[] chatPromptIds(List<Map<String, Object>> messages, List<Object> tools, boolean addGenerationPrompt) {
+        if (chatTemplate == null) {
+            throw new InvalidInputException("this model has no chat template (tokenizer_config.json chat_template or "
+                    + "chat_template.jinja); send a prompt instead of messages");
+        }
+        String prompt = chatTemplate.render(messages, tools, addGenerationPrompt);
+        if (prompt.length() > maxPromptBytes) {
+            throw new InvalidInputException("the chat template's prompt is " + prompt.length() + " characters; at most "
+                    + maxPromptBytes + " bytes can fit in the context length");
+        }
+        return tokenizer.encode(prompt);
     }
 
     private static int logprobs(GenerateRequest r) {
@@ -76,7 +118,7 @@ final class ProtoRequests {
             throw new InvalidInputException("prompt is " + textBytes + " bytes; at most " + maxPromptBytes
                     + " bytes can fit in the context length");
         }
-        return tokenizer.encode(text);
+        return tokenizer.encodePrompt(text);
     }
 
     List<TokenLogprobs> logprobs(List<TopLogprobs> list) {

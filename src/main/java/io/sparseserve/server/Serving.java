@@ -3,6 +3,7 @@ package io.sparseserve.server;
 import io.sparseserve.api.v1.ModelInfo;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
+import io.sparseserve.model.ChatTemplate;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelWeights;
 import io.sparseserve.tensor.WeightMatrix;
@@ -18,7 +19,8 @@ final class Serving {
     Serving(Engine engine, ServingMetrics metrics, String modelId, String device) {
         this.engine = engine;
         this.metrics = metrics;
-        this.requests = new ProtoRequests(engine.tokenizer(), engine.modelConfig().maxPositions());
+        this.requests = new ProtoRequests(engine.tokenizer(), engine.modelConfig().maxPositions(),
+                ChatTemplate.load(engine.model().dir()));
         this.modelInfo = describe(engine, modelId, device);
     }
 

@@ -22,7 +22,7 @@ import org.slf4j.LoggerFactory;
 /**
  * One port for everything: gRPC (content type {@code application/grpc...}: TextGeneration, grpc.health.v1,
  * grpc.reflection.v1) and plain HTTP ({@code /metrics}, {@code /healthz}, {@code /readyz}, {@code /v1/completions},
- * {@code /v1/models}). HTTP/2 without TLS (h2c, prior knowledge) serves gRPC clients; HTTP/1.1 serves the rest.
+ * {@code /v1/chat/completions}, {@code /v1/models}). HTTP/2 without TLS (h2c, prior knowledge) serves gRPC clients; HTTP/1.1 serves the rest.
  */
 public final class SparseServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SparseServer.class);
@@ -73,6 +73,7 @@ public final class SparseServer implements AutoCloseable {
                     .end(ready ? "ready\n" : "draining\n");
         });
         new OpenAiRoutes(this.serving).mount(router);
+        new ChatRoutes(this.serving).mount(router);
 
         this.http = vertx.createHttpServer(new HttpServerOptions().setHost(options.host()).setPort(options.port())
                 .setHttp2ClearTextEnabled(true));

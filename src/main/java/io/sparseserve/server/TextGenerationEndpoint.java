@@ -211,7 +211,7 @@ final class TextGenerationEndpoint {
             // Tokenizing a long text takes milliseconds: off the event loop.
             Context context = Vertx.currentContext();
             context.<TokenizeResponse>executeBlocking(() -> {
-                int[] ids = serving.engine().tokenizer().encode(msg.getText());
+                int[] ids = serving.engine().tokenizer().encodePrompt(msg.getText());
                 TokenizeResponse.Builder b = TokenizeResponse.newBuilder();
                 for (int id : ids) b.addTokenIds(id).addTokens(serving.requests().token(id));
                 return b.build();

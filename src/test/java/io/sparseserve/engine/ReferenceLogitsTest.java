@@ -15,13 +15,13 @@ import org.junit.jupiter.params.provider.ValueSource;
 class ReferenceLogitsTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT, TestData.TINY_LLAMA3, TestData.TINY_QWEN2})
     void lastLogitsOfFirstWindowMatchTop5(String fixture) {
         checkTop5(TestData.fixture(fixture), TestData.reference(fixture));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT, TestData.TINY_LLAMA3, TestData.TINY_QWEN2})
     void greedyIdsMatch(String fixture) {
         checkGreedy(TestData.fixture(fixture), TestData.reference(fixture));
     }

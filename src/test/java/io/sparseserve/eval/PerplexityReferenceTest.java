@@ -28,7 +28,7 @@ class PerplexityReferenceTest {
     @TempDir Path tmp;
 
     @ParameterizedTest
-    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT, TestData.TINY_LLAMA3, TestData.TINY_QWEN2})
     void storedFixtureReproducesReference(String fixture) {
         JsonNode ref = TestData.reference(fixture);
         Path dir = TestData.fixture(fixture);
@@ -36,7 +36,7 @@ class PerplexityReferenceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT})
+    @ValueSource(strings = {TestData.TINY_LLAMA, TestData.TINY_OPT, TestData.TINY_LLAMA3, TestData.TINY_QWEN2})
     void firstWindowIdsMatch(String fixture) throws IOException {
         JsonNode ref = TestData.reference(fixture);
         try (Tokenizer tok = Tokenizer.load(TestData.fixture(fixture).resolve("tokenizer.json"))) {

@@ -42,12 +42,16 @@ final class ServerFixture implements AutoCloseable {
             .connectTimeout(Duration.ofSeconds(5)).build();
 
     ServerFixture(Path modelDir, Engine.Config config) {
+        this(modelDir, config, modelDir.getFileName().toString());
+    }
+
+    /** Serving the model under {@code modelId} (serve's --served-model-name). */
+    ServerFixture(Path modelDir, Engine.Config config, String modelId) {
         model = Model.load(modelDir);
         tokenizer = Tokenizer.load(modelDir.resolve("tokenizer.json"));
         metrics = new ServingMetrics();
         engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
-        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0,
-                modelDir.getFileName().toString(), "cpu"));
+        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, modelId, "cpu"));
         port = server.start();
         channel = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
     }

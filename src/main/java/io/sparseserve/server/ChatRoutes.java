@@ -1,0 +1,328 @@
+package io.sparseserve.server;
+
+import static io.sparseserve.server.JsonFields.bool;
+import static io.sparseserve.server.JsonFields.integer;
+import static io.sparseserve.server.JsonFields.longValue;
+import static io.sparseserve.server.JsonFields.number;
+import static io.sparseserve.server.JsonFields.string;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.sparseserve.engine.Engine;
+import io.sparseserve.engine.GenerationRequest;
+import io.sparseserve.engine.SamplingParams;
+import io.sparseserve.engine.TokenSink;
+import io.sparseserve.engine.TopLogprobs;
+import io.sparseserve.model.ChatTemplate;
+import io.sparseserve.model.InvalidInputException;
+import io.vertx.core.Vertx;
+import io.vertx.core.http.HttpServerResponse;
+import io.vertx.core.json.JsonArray;
+import io.vertx.core.json.JsonObject;
+import io.vertx.ext.web.Router;
+import io.vertx.ext.web.RoutingContext;
+import io.vertx.ext.web.handler.BodyHandler;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * OpenAI-compatible {@code POST /v1/chat/completions}: the messages go through the model's chat template
+ * ({@link ChatTemplate}, assistant turn opened) and are tokenized without adding special tokens. The OpenAI fields
+ * (max_tokens or max_completion_tokens, temperature, top_p, seed, stop, stream with {@code chat.completion.chunk}
+ * deltas and {@code [DONE]}, stream_options.include_usage, logprobs and top_logprobs with decoded token text, tools
+ * passed to the template), vLLM's extras (top_k, min_p, repetition_penalty, min_tokens, ignore_eos,
+ * stop_token_ids, skip_special_tokens, add_generation_prompt, return_token_ids). Defaults are OpenAI's
+ * (temperature 1; max_tokens: what the context leaves after the prompt). Errors are OpenAI-shaped, a template's
+ * error with its own message (400).
+ */
+final class ChatRoutes {
+    private static final Logger log = LoggerFactory.getLogger(ChatRoutes.class);
+    private static final int MAX_BODY_BYTES = 4 << 20;
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Serving serving;
+    private final AtomicLong ids = new AtomicLong();
+
+    ChatRoutes(Serving serving) {
+        this.serving = serving;
+    }
+
+    void mount(Router router) {
+        router.post("/v1/chat/completions").handler(BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES));
+        router.post("/v1/chat/completions").handler(this::chat);
+    }
+
+    /** What a request asks for besides the engine request: how to answer. */
+    private record Shape(boolean stream, boolean includeUsage, boolean logprobs, boolean returnTokenIds) {}
+
+    private void chat(RoutingContext rc) {
+        HttpServerResponse response = rc.response();
+        if (serving.draining()) {
+            error(response, 503, "the server is shutting down", "unavailable");
+            return;
+        }
+        GenerationRequest request;
+        Shape shape;
+        try {
+            JsonObject body;
+            try {
+                body = rc.body().asJsonObject();
+            } catch (RuntimeException e) {
+                throw new InvalidInputException("the body is not valid JSON: " + e.getMessage());
+            }
+            if (body == null) throw new InvalidInputException("the body must be a JSON object");
+            JsonObject options = body.getValue("stream_options") instanceof JsonObject o ? o : new JsonObject();
+            shape = new Shape(bool(body, "stream", false), bool(options, "include_usage", false),
+                    bool(body, "logprobs", false), bool(body, "return_token_ids", false));
+            request = toEngine(body, shape);
+        } catch (InvalidInputException e) {
+            error(response, 400, e.getMessage(), "invalid_request_error");
+            return;
+        }
+        String id = "chatcmpl-" + ids.incrementAndGet();
+        long created = System.currentTimeMillis() / 1000;
+        ContextSink sink = shape.stream() ? streamingSink(id, created, response, shape, request)
+                : unarySink(id, created, response, shape, request);
+        Engine.Handle handle;
+        try {
+            handle = serving.engine().submit(request, sink);
+        } catch (InvalidInputException e) {
+            sink.close();
+            error(response, 400, e.getMessage(), "invalid_request_error");
+            return;
+        } catch (Engine.QueueFullException e) {
+            sink.close();
+            error(response, 429, e.getMessage(), "rate_limit_exceeded");
+            return;
+        } catch (Engine.ClosedException e) {
+            sink.close();
+            error(response, 503, e.getMessage(), "unavailable");
+            return;
+        } catch (RuntimeException e) {
+            sink.close();
+            log.error("cannot start chat completion", e);
+            error(response, 500, "internal error: " + e, "server_error");
+            return;
+        }
+        sink.attach(handle);
+        response.closeHandler(v -> {
+            if (sink.closed()) return;
+            sink.cancel();
+            serving.metrics().requestCompleted("cancelled", "none");
+        });
+        if (shape.stream()) {
+            response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
+            response.drainHandler(v -> handle.resume());
+            // OpenAI's first chunk carries the role.
+            event(response, chunk(id, created, choice(new JsonObject().put("role", "assistant").put("content", ""), null)));
+        }
+    }
+
+    private ContextSink unarySink(String id, long created, HttpServerResponse response, Shape shape, GenerationRequest request) {
+        StringBuilder text = new StringBuilder();
+        List<TopLogprobs> logprobs = new ArrayList<>();
+        List<Integer> tokenIds = new ArrayList<>();
+        return new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
+            @Override
+            public void delta(TokenSink.Delta d) {
+                text.append(d.text());
+                logprobs.addAll(d.logprobs());
+                for (int t : d.tokenIds()) tokenIds.add(t);
+            }
+
+            @Override
+            public void finish(TokenSink.Delta last, TokenSink.Finished f) {
+                delta(last);
+                JsonObject choice = new JsonObject().put("index", 0)
+                        .put("message", new JsonObject().put("role", "assistant").put("content", text.toString()))
+                        .put("logprobs", shape.logprobs() ? logprobsJson(logprobs) : null)
+                        .put("finish_reason", finishReason(f));
+                if (shape.returnTokenIds()) choice.put("token_ids", new JsonArray(new ArrayList<Object>(tokenIds)));
+                JsonObject body = new JsonObject().put("id", id).put("object", "chat.completion").put("created", created)
+                        .put("model", serving.modelId()).put("choices", new JsonArray().add(choice)).put("usage", usage(f));
+                if (shape.returnTokenIds()) body.put("prompt_token_ids", ids(request.promptIds()));
+                json(response, 200, body);
+                serving.metrics().requestCompleted("ok", f.reason().name());
+            }
+
+            @Override
+            public void error(Throwable e) {
+                failed(response, e);
+            }
+        });
+    }
+
+    private ContextSink streamingSink(String id, long created, HttpServerResponse response, Shape shape, GenerationRequest request) {
+        ContextSink[] self = new ContextSink[1];
+        self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
+            @Override
+            public void delta(TokenSink.Delta d) {
+                if (d.text().isEmpty() && !shape.logprobs() && !shape.returnTokenIds()) return;
+                event(response, chunk(id, created, new JsonObject().put("content", d.text()), d, null));
+                if (response.writeQueueFull()) self[0].handle().pause();
+            }
+
+            @Override
+            public void finish(TokenSink.Delta last, TokenSink.Finished f) {
+                JsonObject delta = last.text().isEmpty() ? new JsonObject() : new JsonObject().put("content", last.text());
+                event(response, chunk(id, created, delta, last, finishReason(f)));
+                if (shape.includeUsage()) {
+                    event(response, new JsonObject().put("id", id).put("object", "chat.completion.chunk").put("created", created)
+                            .put("model", serving.modelId()).put("choices", new JsonArray()).put("usage", usage(f)));
+                }
+                response.end("data: [DONE]\n\n");
+                serving.metrics().requestCompleted("ok", f.reason().name());
+            }
+
+            @Override
+            public void error(Throwable e) {
+                event(response, errorBody(e.getMessage(), "server_error"));
+                response.end();
+                serving.metrics().requestCompleted(e instanceof Engine.ClosedException ? "unavailable" : "internal", "none");
+            }
+
+            private JsonObject chunk(String id, long created, JsonObject delta, TokenSink.Delta d, String finishReason) {
+                JsonObject choice = ChatRoutes.choice(delta, finishReason)
+                        .put("logprobs", shape.logprobs() ? logprobsJson(d.logprobs()) : null);
+                if (shape.returnTokenIds()) choice.put("token_ids", ids(d.tokenIds()));
+                return ChatRoutes.this.chunk(id, created, choice);
+            }
+        });
+        return self[0];
+    }
+
+    private JsonObject chunk(String id, long created, JsonObject choice) {
+        return new JsonObject().put("id", id).put("object", "chat.completion.chunk").put("created", created)
+                .put("model", serving.modelId()).put("choices", new JsonArray().add(choice));
+    }
+
+    private static JsonObject choice(JsonObject delta, String finishReason) {
+        return new JsonObject().put("index", 0).put("delta", delta).put("logprobs", null).put("finish_reason", finishReason);
+    }
+
+    private GenerationRequest toEngine(JsonObject b, Shape shape) {
+        String model = string(b, "model", null);
+        if (model != null && !model.equals(serving.modelId())) {
+            throw new InvalidInputException("model '" + model + "' is not served here (this server serves '" + serving.modelId() + "')");
+        }
+        if (integer(b, "n", 1) != 1) throw new InvalidInputException("n must be 1");
+        if (!(b.getValue("messages") instanceof JsonArray messages)) {
+            throw new InvalidInputException("messages must be a non-empty array of {role, content} objects");
+        }
+        Object toolsValue = b.getValue("tools");
+        if (toolsValue != null && !(toolsValue instanceof JsonArray)) throw new InvalidInputException("tools must be an array");
+        int[] ids;
+        try {
+            @SuppressWarnings("unchecked")
+            List<Object> tools = toolsValue == null ? null : (List<Object>) ChatTemplate.plain(JSON.readTree(((JsonArray) toolsValue).encode()));
+            ids = serving.requests().chatPromptIds(ChatTemplate.messages(JSON.readTree(messages.encode()), "messages"), tools,
+                    bool(b, "add_generation_prompt", true));
+        } catch (JsonProcessingException e) {
+            throw new InvalidInputException("messages: " + e.getOriginalMessage());
+        }
+        int topK = integer(b, "top_k", 0);
+        SamplingParams sampling = new SamplingParams(number(b, "temperature", 1f), topK == -1 ? 0 : topK,
+                number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
+                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), longValue(b, "seed", 0L));
+        List<String> stop = new ArrayList<>();
+        Object s = b.getValue("stop");
+        if (s instanceof String str) stop.add(str);
+        else if (s instanceof JsonArray a) for (Object x : a) {
+            if (!(x instanceof String str)) throw new InvalidInputException("stop must be a string or an array of strings");
+            stop.add(str);
+        } else if (s != null) throw new InvalidInputException("stop must be a string or an array of strings");
+        JsonArray stopIds = b.getValue("stop_token_ids") instanceof JsonArray a ? a : new JsonArray();
+        int[] stopTokenIds = new int[stopIds.size()];
+        for (int i = 0; i < stopTokenIds.length; i++) {
+            if (!(stopIds.getValue(i) instanceof Number n)) throw new InvalidInputException("stop_token_ids must be integers");
+            stopTokenIds[i] = n.intValue();
+        }
+        int logprobs = -1;
+        if (shape.logprobs()) {
+            logprobs = integer(b, "top_logprobs", 0);
+            if (logprobs < 0 || logprobs > GenerationRequest.MAX_LOGPROBS) {
+                throw new InvalidInputException("top_logprobs must be in [0, " + GenerationRequest.MAX_LOGPROBS + "], got " + logprobs);
+            }
+        } else if (b.getValue("top_logprobs") != null) {
+            throw new InvalidInputException("top_logprobs needs logprobs: true");
+        }
+        // OpenAI: max_completion_tokens replaces the deprecated max_tokens; unset, the context bounds the answer.
+        int context = serving.modelInfo().getContextLength();
+        int maxTokens = b.getValue("max_completion_tokens") != null ? integer(b, "max_completion_tokens", 0)
+                : integer(b, "max_tokens", Math.max(1, context - ids.length));
+        return new GenerationRequest(string(b, "user", ""), ids, sampling, maxTokens, integer(b, "min_tokens", 0), stop,
+                stopTokenIds, bool(b, "ignore_eos", false), logprobs, bool(b, "skip_special_tokens", true));
+    }
+
+    /** OpenAI's chat logprobs: per token its decoded text, log-probability, UTF-8 bytes and the top alternatives. */
+    private JsonObject logprobsJson(List<TopLogprobs> list) {
+        JsonArray content = new JsonArray();
+        for (TopLogprobs lp : list) {
+            JsonArray top = new JsonArray();
+            for (int i = 0; i < lp.ids().length; i++) top.add(tokenJson(lp.ids()[i], lp.logprobs()[i]));
+            content.add(tokenJson(lp.chosenId(), lp.chosenLogprob()).put("top_logprobs", top));
+        }
+        return new JsonObject().put("content", content);
+    }
+
+    private JsonObject tokenJson(int id, float logprob) {
+        String text = serving.engine().tokenizer().token(id) == null ? "" : serving.engine().tokenizer().decode(new int[] {id});
+        JsonArray bytes = new JsonArray();
+        for (byte x : text.getBytes(StandardCharsets.UTF_8)) bytes.add(x & 0xff);
+        return new JsonObject().put("token", text).put("logprob", logprob).put("bytes", bytes);
+    }
+
+    private static JsonArray ids(int[] ids) {
+        JsonArray a = new JsonArray();
+        for (int id : ids) a.add(id);
+        return a;
+    }
+
+    private static String finishReason(TokenSink.Finished f) {
+        return switch (f.reason()) {
+            case LENGTH -> "length";
+            case EOS_TOKEN, STOP_SEQUENCE -> "stop";
+        };
+    }
+
+    private static JsonObject usage(TokenSink.Finished f) {
+        return new JsonObject().put("prompt_tokens", f.promptTokens()).put("completion_tokens", f.completionTokens())
+                .put("total_tokens", f.promptTokens() + f.completionTokens());
+    }
+
+    private void failed(HttpServerResponse response, Throwable e) {
+        if (e instanceof Engine.ClosedException) {
+            error(response, 503, e.getMessage(), "unavailable");
+        } else {
+            log.error("chat completion failed", e);
+            error(response, 500, "internal error: " + e, "server_error");
+        }
+    }
+
+    private static void event(HttpServerResponse response, JsonObject data) {
+        response.write("data: " + data.encode() + "\n\n");
+    }
+
+    private void error(HttpServerResponse response, int status, String message, String type) {
+        serving.metrics().requestCompleted(switch (status) {
+            case 400 -> "invalid_argument";
+            case 429 -> "resource_exhausted";
+            case 503 -> "unavailable";
+            default -> "internal";
+        }, "none");
+        json(response, status, errorBody(message, type));
+    }
+
+    private static JsonObject errorBody(String message, String type) {
+        return new JsonObject().put("error", new JsonObject().put("message", message).put("type", type).put("param", null)
+                .put("code", null));
+    }
+
+    private static void json(HttpServerResponse response, int status, JsonObject body) {
+        response.setStatusCode(status).putHeader("content-type", "application/json").end(body.encode());
+    }
+}
