@@ -8,6 +8,7 @@ import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.tensor.MemoryStats;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -15,7 +16,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -26,7 +26,20 @@ import java.io.PrintWriter;
 final class BenchCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
-    @Mixin ModelOption model;
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (or --compare).")
+    Path modelDir;
+
+    @Option(names = "--compare", arity = "1..*", paramLabel = "DIR",
+            description = "Several models in one process, in alternating rounds: medians and ratios to the first (decode at "
+                    + "each of --batches, prefill of --prompt-tokens, weight bytes streamed per token).")
+    List<Path> compare;
+
+    @Option(names = "--batches", split = ",", defaultValue = "1,16", paramLabel = "N,N",
+            description = "With --compare: the decode batch sizes (default ${DEFAULT-VALUE}).")
+    List<Integer> batches;
+
+    @Option(names = "--compress", defaultValue = "auto", paramLabel = "auto|off", description = ModelOption.COMPRESS_HELP)
+    String compress;
 
     @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet).")
     String device;
@@ -66,7 +79,18 @@ final class BenchCommand implements Callable<Integer> {
         if (!(warmupSeconds >= 0 && warmupSeconds <= 600)) {
             throw new InvalidInputException("--warmup-seconds must be in [0, 600], got " + warmupSeconds);
         }
-        try (Model m = model.load()) {
+        Model.Compress compressMode = ModelOption.compressMode(compress);
+        if (compare != null) {
+            if (modelDir != null) throw new InvalidInputException("give --model or --compare, not both");
+            for (int b : batches) if (b < 1 || b > 1024) throw new InvalidInputException("--batches must be in [1, 1024], got " + b);
+            var settings = new BenchCompare.Settings(batches, newTokens, promptTokens, rounds, warmupSeconds);
+            var result = BenchCompare.run(compare, compressMode, settings, json ? null : out);
+            if (json) Json.print(out, result);
+            else BenchCompare.print(out, result);
+            return 0;
+        }
+        if (modelDir == null) throw new InvalidInputException("--model DIR (or --compare DIR...) is required");
+        try (Model m = ModelOption.loadChecked(modelDir, 0, compressMode)) {
             long rssBefore = MemoryStats.residentBytes();
             Benchmark bench = new Benchmark(m, new CpuBackend(m.config().maxPositions()));
             // Warm-up until the JIT has compiled every kernel: a fixed number of steps is not enough on a slow machine.

@@ -2,7 +2,9 @@ package io.sparseserve.cli;
 
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
+import io.sparseserve.tensor.DenseMatrix;
 import io.sparseserve.tensor.WeightMatrix;
+import io.sparseserve.tensor.ZeroCompression;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,6 +41,12 @@ final class InspectCommand implements Callable<Integer> {
                 Map<String, Object> t = new LinkedHashMap<>();
                 t.put("name", nm.name());
                 t.put("format", w.format());
+                // What the file stores and what --compress auto found in it (a dense linear with exact zeros).
+                ZeroCompression.Scan scan = m.detected().get(nm.name());
+                boolean compressedAtLoad = scan != null && !(w instanceof DenseMatrix);
+                t.put("stored_format", compressedAtLoad ? "dense" : w.format());
+                t.put("compressed_at_load", compressedAtLoad);
+                if (scan != null) t.put("detected", scan.fraction() < 0.4 ? "dense" : scan.twoFour() ? "2:4" : "unstructured");
                 t.put("dtype", w.dtype().name());
                 t.put("shape", List.of(w.rows(), w.cols()));
                 t.put("sparsity", (double) zeros / elements);
@@ -65,16 +73,19 @@ final class InspectCommand implements Callable<Integer> {
                 result.put("linear_weight_bytes", linearBytes);
                 result.put("linear_dense_equivalent_bytes", linearDense);
                 result.put("sparsity", sparsity);
+                result.put("compressed_at_load", tensors.stream().filter(t -> (boolean) t.get("compressed_at_load")).count());
                 result.put("tensors", tensors);
                 Json.print(out, result);
             } else {
                 out.printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, intermediate %d, vocab %d, context %d%n",
                         m.dir(), c.family().name().toLowerCase(), c.layers(), c.hidden(), c.heads(), c.kvHeads(),
                         c.headDim(), c.intermediate(), c.vocab(), c.maxPositions());
-                out.printf("%-44s %-18s %-5s %-14s %8s %12s%n", "matrix", "format", "dtype", "shape", "sparsity", "bytes");
+                out.printf("%-44s %-18s %-18s %-5s %-14s %8s %12s%n", "matrix", "format", "stored", "dtype", "shape",
+                        "sparsity", "bytes");
                 for (Map<String, Object> t : tensors) {
-                    out.printf("%-44s %-18s %-5s %-14s %8.4f %12d%n", t.get("name"), t.get("format"), t.get("dtype"),
-                            t.get("shape"), (double) t.get("sparsity"), (long) t.get("bytes"));
+                    out.printf("%-44s %-18s %-18s %-5s %-14s %8.4f %12d%n", t.get("name"), t.get("format"),
+                            (boolean) t.get("compressed_at_load") ? "dense (--compress auto)" : t.get("stored_format"),
+                            t.get("dtype"), t.get("shape"), (double) t.get("sparsity"), (long) t.get("bytes"));
                 }
                 out.printf("weights %d bytes (dense equivalent %d); linear layers %d bytes (dense %d), sparsity %.4f%n",
                         m.weightBytes(), m.denseEquivalentBytes(), linearBytes, linearDense, sparsity);

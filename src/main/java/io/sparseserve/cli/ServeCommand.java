@@ -33,6 +33,9 @@ final class ServeCommand implements Callable<Integer> {
                     + "relative to the working directory).")
     Path dir;
 
+    @Option(names = "--compress", defaultValue = "auto", paramLabel = "auto|off", description = ModelOption.COMPRESS_HELP)
+    String compress;
+
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to listen on: 127.0.0.1 (default) or 0.0.0.0.")
     String host;
 
@@ -134,6 +137,7 @@ final class ServeCommand implements Callable<Integer> {
             log.warn(warning);
             System.err.println("sparse-serve: " + warning);
         }
+        Model.Compress compressMode = ModelOption.compressMode(compress);
         Path tokenizerFile = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerFile)) throw new InvalidInputException(tokenizerFile + ": missing tokenizer.json");
 
@@ -141,7 +145,7 @@ final class ServeCommand implements Callable<Integer> {
         if (servedModelName != null && servedModelName.isBlank()) {
             throw new InvalidInputException("--served-model-name must not be blank");
         }
-        try (Model model = Model.load(dir, maxModelLen); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
+        try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
                     KvCache.DEFAULT_BLOCK_SIZE);

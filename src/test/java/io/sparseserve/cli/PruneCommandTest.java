@@ -74,7 +74,7 @@ class PruneCommandTest {
         Run d = run(prune(fixture, dense, "--method", "sparsegpt", "--sparsity", "0.5", "--format", "dense"));
         assertEquals(0, d.exit(), d.err());
 
-        try (Model s = Model.load(sparse); Model dm = Model.load(dense)) {
+        try (Model s = Model.load(sparse); Model dm = Model.load(dense, Model.Compress.OFF)) {
             for (int l = 0; l < s.weights().layers().size(); l++) {
                 for (Linear lin : s.weights().layers().get(l).linears()) assertInstanceOf(BitmaskMatrix.class, lin.weight());
                 for (Linear lin : dm.weights().layers().get(l).linears()) {

@@ -14,13 +14,32 @@ import org.junit.jupiter.api.Test;
  */
 class BatchingInvarianceTest {
 
+    @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp;
+
     @Test
     void logitsAloneEqualLogitsBatchedWithSequencesAtOtherPositions() {
-        for (var dir : new java.nio.file.Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT)}) {
+        // Sparse weights too: the bundled model pruned to 50% (compressed file) and to 2:4 (a dense file with zeros,
+        // compressed at load by --compress auto).
+        java.nio.file.Path sparse = tmp.resolve("sparse"), nm = tmp.resolve("nm");
+        prune(sparse, "--sparsity", "0.5", "--format", "sparse");
+        prune(nm, "--pattern", "2:4", "--format", "dense");
+        for (var dir : new java.nio.file.Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT), sparse, nm}) {
             try (Model m = Model.load(dir)) {
+                if (dir == nm) assertEquals("sparse-24-bitmask", m.weights().layers().get(0).q().weight().format());
+                if (dir == sparse) assertEquals("sparse-bitmask", m.weights().layers().get(0).q().weight().format());
                 check(m);
             }
         }
+    }
+
+    private static void prune(java.nio.file.Path out, String... args) {
+        var err = new java.io.StringWriter();
+        String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("prune", "--model",
+                TestData.bundledModel().toString(), "--out", out.toString(), "--method", "magnitude"),
+                java.util.Arrays.stream(args)).toArray(String[]::new);
+        int code = io.sparseserve.cli.Main.run(new java.io.PrintWriter(new java.io.StringWriter(), true),
+                new java.io.PrintWriter(err, true), all);
+        assertEquals(0, code, err.toString());
     }
 
     private static void check(Model m) {
