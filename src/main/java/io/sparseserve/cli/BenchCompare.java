@@ -1,6 +1,6 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Benchmark;
 import io.sparseserve.model.Model;
 import java.io.PrintWriter;
@@ -23,13 +23,15 @@ final class BenchCompare {
 
     private BenchCompare() {}
 
-    static Map<String, Object> run(List<Path> dirs, Model.Compress compress, Settings s, PrintWriter progress) {
+    static Map<String, Object> run(List<Path> dirs, Model.Compress compress, RunnerFactory runners, Settings s,
+                                   PrintWriter progress) {
         List<Model> models = new ArrayList<>();
+        List<Benchmark> benches = new ArrayList<>();
         try {
             for (Path dir : dirs) models.add(ModelOption.loadChecked(dir, 0, compress));
             int n = models.size(), nb = s.batches().size();
-            List<Benchmark> benches = new ArrayList<>();
-            for (Model m : models) benches.add(new Benchmark(m, new CpuBackend(m.config().maxPositions())));
+            int maxBatch = s.batches().stream().mapToInt(Integer::intValue).max().orElse(1);
+            for (Model m : models) benches.add(new Benchmark(m, runners, maxBatch, s.newTokens() + 8, s.promptTokens()));
             int prompt = s.promptTokens();
             for (Model m : models) {
                 if (prompt > m.config().maxPositions()) {
@@ -94,6 +96,7 @@ final class BenchCompare {
             result.put("models", rows);
             return result;
         } finally {
+            for (Benchmark b : benches) b.close();
             for (Model m : models) m.close();
         }
     }

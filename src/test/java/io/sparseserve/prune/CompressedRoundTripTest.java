@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparseserve.TestData;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.eval.Perplexity;
 import io.sparseserve.model.Model;
@@ -147,8 +148,8 @@ class CompressedRoundTripTest {
                     assertArrayEquals(vb, va, ls.get(i).name());
                 }
             }
-            var ps = Perplexity.evaluate(s, new CpuBackend(64), ids, 64, 8, null);
-            var pd = Perplexity.evaluate(d, new CpuBackend(64), ids, 64, 8, null);
+            var ps = Perplexity.evaluate(s, ModelRunners.cpu(), ids, 64, 8, null);
+            var pd = Perplexity.evaluate(d, ModelRunners.cpu(), ids, 64, 8, null);
             assertEquals(pd.perplexity(), ps.perplexity(), 1e-4 * pd.perplexity());
             // --compress auto holds the dense copy as the compressed file holds it: same format, same bytes, and the
             // same perplexity to the last bit.
@@ -161,8 +162,8 @@ class CompressedRoundTripTest {
             // the compressed file's result repeats (bounded), then require the same bits.
             double before = ps.perplexity(), fromFile = Double.NaN, fromDense = Double.NaN;
             for (int round = 0; round < 6; round++) {
-                fromDense = Perplexity.evaluate(auto, new CpuBackend(64), ids, 64, 8, null).perplexity();
-                fromFile = Perplexity.evaluate(s, new CpuBackend(64), ids, 64, 8, null).perplexity();
+                fromDense = Perplexity.evaluate(auto, ModelRunners.cpu(), ids, 64, 8, null).perplexity();
+                fromFile = Perplexity.evaluate(s, ModelRunners.cpu(), ids, 64, 8, null).perplexity();
                 if (fromFile == before && round > 0) break;
                 before = fromFile;
             }
