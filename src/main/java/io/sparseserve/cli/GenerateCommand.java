@@ -1,6 +1,5 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.engine.Generator;
 import io.sparseserve.engine.SamplingParams;
 import io.sparseserve.model.Model;
@@ -20,6 +19,7 @@ import picocli.CommandLine.Spec;
 final class GenerateCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
     @Mixin ModelOption model;
+    @Mixin DeviceOption device;
 
     @Option(names = "--prompt", required = true, description = "The prompt text.")
     String prompt;
@@ -55,9 +55,10 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, 0f, 0f, seed).validate();
+        var runners = device.runners();
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
             int[] ids = tok.encode(prompt);
-            Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
+            Generator gen = new Generator(m, tok, runners);
             gen.validate(ids, params, maxNewTokens);
             if (!json) {
                 out.print(prompt);

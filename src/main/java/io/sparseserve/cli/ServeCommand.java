@@ -1,8 +1,8 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Engine;
-import io.sparseserve.engine.KvCache;
 import io.sparseserve.metrics.ServingMetrics;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import sun.misc.Signal;
 
@@ -36,8 +37,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", defaultValue = "50051", description = "Port for gRPC and HTTP (default ${DEFAULT-VALUE}; 0 = any free port).")
     int port;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet).")
-    String device;
+    @Mixin DeviceOption device;
 
     @Option(names = "--max-batch-tokens", defaultValue = "512",
             description = "Tokens per forward step at most: decodes plus prompt chunks (default ${DEFAULT-VALUE}).")
@@ -51,7 +51,8 @@ final class ServeCommand implements Callable<Integer> {
     int maxWaiting;
 
     @Option(names = "--kv-cache-bytes", defaultValue = "0",
-            description = "KV-cache budget in bytes (default 0: enough for --max-running full-length sequences, at most half the free heap).")
+            description = "KV-cache budget in bytes (default 0: on the cpu enough for --max-running full-length sequences, "
+                    + "at most half the free heap; on a GPU what --gpu-memory-utilization leaves).")
     long kvCacheBytes;
 
     @Option(names = "--drain-timeout", defaultValue = "30",
@@ -60,7 +61,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!device.equals("cpu")) throw new InvalidInputException("--device " + device + " is not available (this build serves cpu)");
+        RunnerFactory runners = device.runners();
         if (port < 0 || port > 65535) throw new InvalidInputException("--port must be in [0, 65535], got " + port);
         if (drainTimeout < 0) throw new InvalidInputException("--drain-timeout must be >= 0 seconds, got " + drainTimeout);
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
@@ -74,10 +75,10 @@ final class ServeCommand implements Callable<Integer> {
         try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
-                    KvCache.DEFAULT_BLOCK_SIZE);
-            Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
+                    RunnerConfig.DEFAULT_BLOCK_SIZE);
+            Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = dir.toAbsolutePath().normalize().getFileName().toString();
-            try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device))) {
+            try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, engine.runner().device()))) {
                 int actual = server.start();
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "
                         + "/healthz /readyz /v1/completions /v1/models)", id, host, actual);

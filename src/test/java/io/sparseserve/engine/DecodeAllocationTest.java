@@ -3,7 +3,9 @@ package io.sparseserve.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
+import io.sparseserve.backend.cpu.CpuModelRunner;
 import io.sparseserve.backend.cpu.CpuPool;
 import io.sparseserve.cli.Main;
 import io.sparseserve.model.Model;
@@ -41,12 +43,11 @@ class DecodeAllocationTest {
     private static long allocatedPerStepOnceCompiled(Model m) {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuPool pool = new CpuPool(2);
-        Transformer tf = new Transformer(m, new CpuBackend(pool, m.config().maxPositions()), 1);
         int steps = Math.min(32, m.config().maxPositions());
-        KvCache cache = KvCache.forTokens(m.config(), steps);
-        BlockTable table = cache.newTable();
+        CpuModelRunner runner = new CpuModelRunner(m, RunnerConfig.forSequence(1, steps), pool);
+        BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
         table.ensure(steps);
-        Batch b = new Batch(1, 1);
+        Step b = new Step(1, 1);
         float[] logits = new float[m.config().vocab()];
         int[] ids = new int[steps];
         long perStep = Long.MAX_VALUE;
@@ -55,8 +56,8 @@ class DecodeAllocationTest {
             long[] before = threads.getThreadAllocatedBytes(tids);
             for (int p = 0; p < steps; p++) {
                 b.clear();
-                b.add(ids, p, 1, p, table, false);
-                tf.forward(b, cache, logits);
+                b.add(ids, p, 1, p, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
+                runner.forward(b, logits, null);
             }
             long[] after = threads.getThreadAllocatedBytes(tids);
             long sum = 0;

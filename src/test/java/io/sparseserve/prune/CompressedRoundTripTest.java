@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparseserve.TestData;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.eval.Perplexity;
 import io.sparseserve.model.Model;
@@ -147,8 +148,8 @@ class CompressedRoundTripTest {
                     assertArrayEquals(vb, va, ls.get(i).name());
                 }
             }
-            var ps = Perplexity.evaluate(s, new CpuBackend(64), ids, 64, 8, null);
-            var pd = Perplexity.evaluate(d, new CpuBackend(64), ids, 64, 8, null);
+            var ps = Perplexity.evaluate(s, ModelRunners.cpu(), ids, 64, 8, null);
+            var pd = Perplexity.evaluate(d, ModelRunners.cpu(), ids, 64, 8, null);
             assertEquals(pd.perplexity(), ps.perplexity(), 1e-4 * pd.perplexity());
         }
     }

@@ -21,7 +21,7 @@ import io.sparseserve.api.v1.GetModelInfoRequest;
 import io.sparseserve.api.v1.ModelInfo;
 import io.sparseserve.api.v1.TokenizeRequest;
 import io.sparseserve.api.v1.TokenizeResponse;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.Generator;
 import io.sparseserve.engine.SamplingParams;
@@ -51,7 +51,7 @@ class TextGenerationServerTest {
     }
 
     static Generator.Result alone(String prompt, int maxNew) {
-        return new Generator(f.model, f.tokenizer, new CpuBackend(f.model.config().maxPositions()))
+        return new Generator(f.model, f.tokenizer, ModelRunners.cpu())
                 .generate(f.tokenizer.encode(prompt), SamplingParams.greedy(), maxNew, false, null);
     }
 
