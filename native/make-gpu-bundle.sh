@@ -28,7 +28,7 @@ rm -rf "$out"
 mkdir -p "$out/fixtures" "$out/data"
 
 # 1. The runtime: the modules the jar uses (jdeps) plus the Vector API's incubator module. Uncompressed in the image
-#    and xz-compressed as a whole (22 MB instead of 39 MB for jlink's own zip compression inside a .tgz).
+#    and xz-compressed as a whole (about 22 MB instead of 39 MB for jlink's own zip compression inside a .tgz).
 modules=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --print-module-deps --ignore-missing-deps target/sparse-serve.jar)
 modules="$modules,jdk.incubator.vector"
 echo "make-gpu-bundle: jlink $modules"
@@ -36,7 +36,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-0 --output "$tmp/runtime" 2> >(grep -v 'Using incubator modules' >&2)
-tar -C "$tmp" -cf - runtime | xz -9 -T2 > "$out/runtime.tar.xz"
+tar -C "$tmp" -cf - runtime | xz -6 -T2 > "$out/runtime.tar.xz"
 
 # 2. The application: the jar's entries without other platforms' native libraries and without JCuda's PTX compiler
 #    and NVRTC bindings (never called), as an xz tarball of the entries (a jar is deflated entry by entry; xz over
@@ -64,7 +64,7 @@ with open(os.path.join(dst, 'jar-order.txt'), 'w') as f:
     f.write('\n'.join(order) + '\n')
 print(f"make-gpu-bundle: the jar keeps {len(order)} entries, drops {dropped / 2**20:.1f} MiB of other platforms' libraries")
 PY
-tar -C "$tmp/app" -cf - . | xz -9 -T2 > "$out/app.tar.xz"
+tar -C "$tmp/app" -cf - . | xz -6 -T2 > "$out/app.tar.xz"
 
 # 3. Fixtures and text.
 for f in tiny-llama-f32 tiny-opt-f16 tiny-llama3-bf16 tiny-qwen2-f32; do cp -r "$shared/fixtures/$f" "$out/fixtures/"; done
