@@ -104,3 +104,34 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 }
 
 } // namespace ss
+
+namespace ss {
+
+// D += A B for one warp-wide m16n8k16 tile, A 16x16 and B 16x8 in BF16 (pairs packed low index first), D float32.
+// Fragments as PTX's mma.m16n8k16 defines them (PTX ISA, "Matrix Fragments for mma.m16n8k16"), g = lane / 4,
+// t = lane % 4: a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..2t+1], a[2] = A[g][2t+8..2t+9], a[3] = A[g+8][2t+8..2t+9];
+// b[0] = B[2t..2t+1][g], b[1] = B[2t+8..2t+9][g]; d[0..1] = D[g][2t..2t+1], d[2..3] = D[g+8][2t..2t+1].
+// On sm_80+ the tensor-core instruction; elsewhere (the CPU emulator, or SS_NO_MMA) the same sums through shuffles.
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && !defined(SS_NO_MMA)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int s = 0; s < 4; s++) { // the k pairs held by lanes with t' = s: k in {2s, 2s+1, 2s+8, 2s+9}
+        uint32_t aLo = __shfl_sync(FULL, a[0], g * 4 + s), aLo8 = __shfl_sync(FULL, a[1], g * 4 + s);
+        uint32_t aHi = __shfl_sync(FULL, a[2], g * 4 + s), aHi8 = __shfl_sync(FULL, a[3], g * 4 + s);
+        uint32_t b0c0 = __shfl_sync(FULL, b[0], (2 * t) * 4 + s), b1c0 = __shfl_sync(FULL, b[1], (2 * t) * 4 + s);
+        uint32_t b0c1 = __shfl_sync(FULL, b[0], (2 * t + 1) * 4 + s), b1c1 = __shfl_sync(FULL, b[1], (2 * t + 1) * 4 + s);
+        d[0] += bf16_lo(aLo) * bf16_lo(b0c0) + bf16_hi(aLo) * bf16_hi(b0c0) + bf16_lo(aHi) * bf16_lo(b1c0) + bf16_hi(aHi) * bf16_hi(b1c0);
+        d[1] += bf16_lo(aLo) * bf16_lo(b0c1) + bf16_hi(aLo) * bf16_hi(b0c1) + bf16_lo(aHi) * bf16_lo(b1c1) + bf16_hi(aHi) * bf16_hi(b1c1);
+        d[2] += bf16_lo(aLo8) * bf16_lo(b0c0) + bf16_hi(aLo8) * bf16_hi(b0c0) + bf16_lo(aHi8) * bf16_lo(b1c0) + bf16_hi(aHi8) * bf16_hi(b1c0);
+        d[3] += bf16_lo(aLo8) * bf16_lo(b0c1) + bf16_hi(aLo8) * bf16_hi(b0c1) + bf16_lo(aHi8) * bf16_lo(b1c1) + bf16_hi(aHi8) * bf16_hi(b1c1);
+    }
+#endif
+}
+
+} // namespace ss

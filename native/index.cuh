@@ -38,7 +38,7 @@ SS_HD long long partial_index(int t, int h, int s, int heads, int maxSplits) {
 
 // ---- Prefill attention KV tile (positions per shared-memory tile) and its dynamic shared memory.
 SS_HD int prefill_kv_tile(int headDim) { return headDim <= 128 ? 32 : 16; }
-constexpr int PREFILL_WARPS = 4; // query tokens per block (one warp each)
+constexpr int PREFILL_WARPS = 8; // query tokens per block (one warp each), sharing each K/V tile
 SS_HD int prefill_shared_bytes(int headDim) {
     // K tile padded by one float per row (no bank conflicts when lane j reads row j), V tile, one q row per warp.
     return (prefill_kv_tile(headDim) * (headDim + 1) + prefill_kv_tile(headDim) * headDim + PREFILL_WARPS * headDim) * 4;
@@ -65,6 +65,15 @@ SS_HD int nm24_nibble(const unsigned char* meta, int r, int g, int cols) {
 
 // ---- Dense GEMV: token-row tile sizes with a kernel each (gemv_<dtype>_t<T>); the host picks the smallest T >= tokens.
 SS_HD int gemv_token_tile(int tokens) { return tokens <= 1 ? 1 : tokens <= 2 ? 2 : tokens <= 4 ? 4 : tokens <= 8 ? 8 : 16; }
-constexpr int GEMV_WARPS = 8; // rows per block (one warp per row)
+// A dense GEMV row is read by gemv_lanes_per_row(T) lanes of a warp (32 / that many rows per warp): at 8 and 16 token
+// rows, 8 lanes per row, so that the four rows of a warp read each x chunk once (a broadcast) instead of four times.
+// Block = GEMV_THREADS (8 warps); grid = ceil(rows / gemv_rows_per_block(T)).
+constexpr int GEMV_THREADS = 256;
+SS_HD constexpr int gemv_lanes_per_row(int T) { return T <= 2 ? 32 : T <= 4 ? 16 : 8; }
+SS_HD constexpr int gemv_rows_per_block(int T) { return GEMV_THREADS / gemv_lanes_per_row(T); }
+// Tensor-core BF16 GEMV (gemv_tc_bf16_t8/_t16): 16 weight rows per block of GEMV_TC_THREADS; grid = ceil(rows / 16).
+constexpr int GEMV_TC_THREADS = 256;
+constexpr int GEMV_TC_ROWS = 16;
+constexpr int GEMV_WARPS = 8; // rows per block of the sparse GEMVs and the bitmask expansion (one warp per row)
 
 } // namespace ss
