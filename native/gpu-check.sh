@@ -126,13 +126,18 @@ p_cpu_prune() {
 }
 
 eval_models() { echo "$root/models/kdoc-llama-5m $work/kdoc-half $work/kdoc-nm24"; }
-fixtures() { echo tiny-llama-f32 tiny-opt-f16 tiny-llama3-bf16 tiny-qwen2-f32; }
+# The Llama and OPT fixtures are tracked (src/test/resources); the Llama 3 and Qwen2 ones travel in the bundle.
+fixture_dirs() {
+  echo "$root/src/test/resources/fixtures/tiny-llama-f32 $root/src/test/resources/fixtures/tiny-opt-f16"
+  echo "$bundle/fixtures/tiny-llama3-bf16 $bundle/fixtures/tiny-qwen2-f32"
+}
+test_text="$root/src/test/resources/data/kdoc-test-60k.txt"   # the first 60 000 characters of data/kdoc/test.txt
 
 p_cpu_eval() {
   set -e
   for m in $(eval_models); do
     [ -d "$m" ] || continue
-    ss eval --model "$m" --text "$bundle/data/test.txt" --device cpu --json > "$work/eval-cpu-$(basename "$m").json"
+    ss eval --model "$m" --text "$test_text" --device cpu --json > "$work/eval-cpu-$(basename "$m").json"
   done
   "$py" "$lib" collect "$work" 'eval-cpu-*.json' "$work/detail-cpu_eval.json"
 }
@@ -141,7 +146,7 @@ p_gpu_eval() {
   set -e
   for m in $(eval_models); do
     [ -d "$m" ] || continue
-    ss eval --model "$m" --text "$bundle/data/test.txt" --device cuda:0 --json > "$work/eval-gpu-$(basename "$m").json" \
+    ss eval --model "$m" --text "$test_text" --device cuda:0 --json > "$work/eval-gpu-$(basename "$m").json" \
       2> "$work/reason-gpu_eval.txt"
   done
   "$py" "$lib" compare-eval "$work" 0.005 "$work/detail-gpu_eval.json"
@@ -151,7 +156,7 @@ p_gpu_eval() {
 # allows: sparse-serve's own gpu-compare runs both backends in one process.
 p_gpu_logits() {
   set -e
-  models="$(for f in $(fixtures); do echo "$bundle/fixtures/$f"; done) $(eval_models)"
+  models="$(fixture_dirs) $(eval_models)"
   for m in $models; do
     [ -d "$m" ] || continue
     ss gpu-compare --model "$m" --device cuda:0 --new-tokens 32 --tolerance 1e-2 --json \
@@ -170,7 +175,7 @@ p_gpu_calibrate() {
 p_synth() {
   set -e
   ss synth --family llama --hidden 4096 --layers 8 --heads 32 --intermediate 11008 --vocab 32000 --dtype bf16 \
-    --context 2048 --tokenizer "$bundle/fixtures/tiny-llama-f32/tokenizer.json" --out "$work/l7b8" --force
+    --context 2048 --tokenizer "$root/src/test/resources/fixtures/tiny-llama-f32/tokenizer.json" --out "$work/l7b8" --force
   ss prune --model "$work/l7b8" --out "$work/l7b8-half" --method magnitude --sparsity 0.5 --force --json > "$work/prune-l7b8-half.json"
   ss prune --model "$work/l7b8" --out "$work/l7b8-nm24" --method magnitude --pattern 2:4 --force --json > "$work/prune-l7b8-nm24.json"
   ss inspect --model "$work/l7b8-half" --json > "$work/inspect-l7b8-half.json"

@@ -74,8 +74,8 @@ public final class KvSizing {
         if (blocks < minBlocks) {
             long needs = b.fixedBytes() + minBlocks * bytesPerBlock;
             throw new DeviceUnavailableException(String.format(Locale.ROOT,
-                    "%s: the model needs %s GiB (weights %s, workspace and activations %s, KV for one full-length "
-                            + "sequence %s), %s GiB free at --gpu-memory-utilization %s",
+                    "%s: the model needs %s GiB (weights %s GiB, workspace and activations %s GiB, KV for one "
+                            + "full-length sequence %s GiB), %s GiB free at --gpu-memory-utilization %s",
                     device, gib(needs), gib(b.weightBytes()), gib(b.workspaceBytes() + b.activationBytes()),
                     gib(minBlocks * bytesPerBlock), gib(b.allowedBytes()), b.utilization()));
         }

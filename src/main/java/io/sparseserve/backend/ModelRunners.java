@@ -10,7 +10,8 @@ public final class ModelRunners {
 
     /**
      * The factory for a device. Checks the options against the device at once (before a model is loaded): the CPU
-     * keeps keys and values in f32 only; several GPUs (a layer split) are not supported yet.
+     * keeps keys and values in f32 only; several GPUs (a layer split) are not supported yet; a GPU needs a driver, the device and the kernels
+     * ({@link CudaRunners#check}).
      */
     public static RunnerFactory factory(Device device, DeviceOptions options) {
         KvDtype kv = options.kvDtypeFor(device);
@@ -26,6 +27,7 @@ public final class ModelRunners {
                     throw new InvalidInputException("--device " + device + ": splitting a model over several GPUs is not "
                             + "supported yet (one device, e.g. cuda:0)");
                 }
+                CudaRunners.check(device);
                 yield (model, config) -> CudaRunners.open(device, options, model, config);
             }
         };

@@ -1,5 +1,9 @@
 package io.sparseserve.cli;
 
+import io.sparseserve.backend.KvCapacity;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
 import io.sparseserve.tensor.WeightMatrix;
@@ -16,11 +20,14 @@ import picocli.CommandLine.Model.CommandSpec;
 import java.io.PrintWriter;
 
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = "Show a model's configuration and, per weight matrix, its format, dtype, shape, sparsity and bytes.")
+        description = "Show a model's configuration and, per weight matrix, its format, dtype, shape, sparsity and bytes; "
+                + "with --device, what the runner on that device holds and chose (e.g. the sparse kernel per shape).")
 final class InspectCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
     @Mixin ModelOption model;
+
+    @Mixin DeviceOption device;
 
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
@@ -28,7 +35,9 @@ final class InspectCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
+        RunnerFactory runners = device.runners();
         try (Model m = model.load()) {
+            Map<String, Object> runner = describeRunner(runners, m);
             ModelConfig c = m.config();
             List<Map<String, Object>> tensors = new ArrayList<>();
             long linearBytes = 0, linearDense = 0, linearZeros = 0, linearElements = 0;
@@ -66,6 +75,7 @@ final class InspectCommand implements Callable<Integer> {
                 result.put("linear_dense_equivalent_bytes", linearDense);
                 result.put("sparsity", sparsity);
                 result.put("tensors", tensors);
+                result.put("runner", runner);
                 Json.print(out, result);
             } else {
                 out.printf("%s: %s, %d layers, hidden %d, heads %d/%d, head_dim %d, intermediate %d, vocab %d, context %d%n",
@@ -78,8 +88,25 @@ final class InspectCommand implements Callable<Integer> {
                 }
                 out.printf("weights %d bytes (dense equivalent %d); linear layers %d bytes (dense %d), sparsity %.4f%n",
                         m.weightBytes(), m.denseEquivalentBytes(), linearBytes, linearDense, sparsity);
+                out.println("runner " + runner);
             }
         }
         return 0;
+    }
+
+    /**
+     * Opens a runner on the device for one-token steps and one KV block (the least it can hold: nothing sized for
+     * serving) and returns what it says of itself and its memory by kind.
+     */
+    private static Map<String, Object> describeRunner(RunnerFactory runners, Model m) {
+        try (ModelRunner r = runners.open(m, new RunnerConfig(1, 1, RunnerConfig.DEFAULT_BLOCK_SIZE, new KvCapacity.Blocks(1)))) {
+            Map<String, Object> d = new LinkedHashMap<>(r.describe());
+            var mem = r.memory();
+            d.put("memory_weights_bytes", mem.weights());
+            d.put("memory_kv_bytes", mem.kv());
+            d.put("memory_workspace_bytes", mem.workspace());
+            d.put("memory_total_bytes", mem.total());
+            return d;
+        }
     }
 }

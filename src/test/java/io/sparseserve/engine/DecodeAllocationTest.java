@@ -18,9 +18,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A decode step allocates nothing once the kernels are compiled: the forward pass refills its buffers and task
- * objects (no capturing lambdas, no per-layer records). Counted on the calling thread and the pool's workers, for a
- * dense BF16 model (the fused decode kernel), an F16 OPT (the general kernel, LayerNorm, ReLU, biases) and a
- * compressed sparse model.
+ * objects (no capturing lambdas, no per-layer records), whether the step returns logits or only the argmax. Counted
+ * on the calling thread and the pool's workers, for a dense BF16 model (the fused decode kernel), an F16 OPT (the
+ * general kernel, LayerNorm, ReLU, biases) and a compressed sparse model.
  */
 class DecodeAllocationTest {
     @TempDir Path tmp;
@@ -49,6 +49,7 @@ class DecodeAllocationTest {
         table.ensure(steps);
         Step b = new Step(1, 1);
         float[] logits = new float[m.config().vocab()];
+        int[] argmax = new int[1];
         int[] ids = new int[steps];
         long perStep = Long.MAX_VALUE;
         for (int round = 0; round < 300 && perStep != 0; round++) {
@@ -56,8 +57,9 @@ class DecodeAllocationTest {
             long[] before = threads.getThreadAllocatedBytes(tids);
             for (int p = 0; p < steps; p++) {
                 b.clear();
-                b.add(ids, p, 1, p, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
-                runner.forward(b, logits, null);
+                // Both outputs the engine asks for: the logits row, and the argmax alone (greedy rows).
+                b.add(ids, p, 1, p, table.blocks(), table.blockCount(), p % 2 == 0 ? Step.Output.LAST_LOGITS : Step.Output.LAST_ARGMAX);
+                runner.forward(b, logits, argmax);
             }
             long[] after = threads.getThreadAllocatedBytes(tids);
             long sum = 0;

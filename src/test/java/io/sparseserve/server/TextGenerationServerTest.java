@@ -219,6 +219,12 @@ class TextGenerationServerTest {
         double rss = f.metric("sparseserve_process_resident_memory_bytes");
         assertTrue(rss > f.model.weightBytes() && rss < 64e9, "rss " + rss);
         assertTrue(f.metric("sparseserve_kv_cache_capacity_bytes") > 0);
+        // The runner's memory by kind: the CPU runner's weights are the model's, its KV blocks the engine's capacity.
+        String cpu = "sparseserve_device_memory_used_bytes{device=\"cpu\",kind=";
+        assertEquals(f.model.weightBytes(), f.metric(cpu + "\"weights\"}"));
+        assertEquals(f.engine.kvCacheBytes(), f.metric(cpu + "\"kv\"}"));
+        assertTrue(f.metric(cpu + "\"workspace\"}") > 0);
+        assertTrue(f.metric("sparseserve_device_memory_total_bytes{device=\"cpu\"}") > f.model.weightBytes());
     }
 
     @Test

@@ -25,7 +25,7 @@ import org.slf4j.LoggerFactory;
  * The CUDA runner: one model on one GPU. Weights are uploaded once ({@link DeviceModel}), activations and KV blocks
  * are allocated up front, and a step runs the forward pass of {@code backend.cpu.Transformer} as kernel launches on
  * the context's one stream ({@link CudaForward}); decode steps are captured as CUDA graphs per batch-size bucket
- * ({@link DecodeBuckets}) and replayed. Only the rows the step asks for come back: logits rows, or one id per greedy
+ * ({@link GraphBuckets}) and replayed. Only the rows the step asks for come back: logits rows, or one id per greedy
  * sequence.
  *
  * <p>Not yet run on a GPU (this build's machines have none): native/gpu-check.sh is its test.
@@ -42,7 +42,7 @@ public final class CudaModelRunner implements ModelRunner {
     private final DeviceModel weights;
     private final CudaForward forward;
     private final StepPacking packing;
-    private final DecodeBuckets buckets;
+    private final GraphBuckets buckets;
     private final Map<Integer, CudaGraph> graphs = new HashMap<>();
     private final PinnedBuffer hostInputs;
     private final PinnedBuffer hostLogits;
@@ -72,7 +72,7 @@ public final class CudaModelRunner implements ModelRunner {
                 kvDtype, uploads);
         int maxBlocksPerSeq = KvSizing.blocksFor(c.maxPositions(), config.blockSize());
         this.packing = new StepPacking(config.maxStepTokens(), config.maxStepSequences(), maxBlocksPerSeq, config.blockSize());
-        this.buckets = new DecodeBuckets(config.maxStepSequences());
+        this.buckets = GraphBuckets.upTo(config.maxStepSequences());
         long perBlock = KvSizing.bytesPerBlock(c, config.blockSize(), kvDtype);
         this.kvBlocks = config.kv() instanceof KvCapacity.Auto
                 ? KvSizing.gpuBlocks(device.toString(), new KvSizing.DeviceBudget(total, freeAtStart, options.gpuMemoryUtilization(),
@@ -146,13 +146,14 @@ public final class CudaModelRunner implements ModelRunner {
         try {
             ctx.makeCurrent();
             boolean decode = StepPacking.isDecode(step);
-            int padded = decode && useGraphs ? buckets.bucketFor(step.tokens()) : step.tokens();
+            int bucket = decode && useGraphs ? buckets.bucketFor(step.tokens()) : -1;
+            int padded = bucket > 0 ? bucket : step.tokens();
             packing.pack(step, padded);
             IntBuffer in = hostInputs.view().asIntBuffer();
             in.put(0, packing.data(), 0, packing.ints());
             ctx.uploadAsync(hostInputs, 0, forward.inputs().address(), 4L * packing.ints());
-            int headRows = decode ? padded : packing.logitRows() + packing.argmaxRows();
-            if (decode && useGraphs) {
+            int headRows = bucket > 0 ? padded : packing.logitRows() + packing.argmaxRows();
+            if (bucket > 0) {
                 graphs.computeIfAbsent(padded, b -> ctx.capture(() -> forward.step(b, true, b))).launch();
             } else {
                 forward.step(step.tokens(), decode, headRows);

@@ -19,14 +19,22 @@ public final class CudaRunners {
     /** The classpath resource holding the fatbin that nvcc builds from native/*.cu (absent in a build without nvcc). */
     public static final String KERNELS = Fatbin.RESOURCE;
 
-    /** Opens a runner on a single CUDA device, or throws {@link DeviceUnavailableException} saying what is missing. */
-    public static ModelRunner open(Device device, DeviceOptions options, Model model, RunnerConfig config) {
+    /**
+     * Checks, before any model is loaded, that a single CUDA device can run: a driver, the device ordinal, the kernels
+     * in the jar. Throws {@link DeviceUnavailableException} with one line naming the first thing missing.
+     */
+    public static void check(Device device) {
         String option = "--device " + device;
         CudaDriverProbe.require(option, device.ordinal());
         if (!hasKernels()) {
             throw new DeviceUnavailableException(option + ": no GPU kernels in this jar (" + KERNELS
                     + " is built only where nvcc is on the PATH)");
         }
+    }
+
+    /** Opens a runner on a single CUDA device ({@link #check}ed), or throws {@link DeviceUnavailableException}. */
+    public static ModelRunner open(Device device, DeviceOptions options, Model model, RunnerConfig config) {
+        check(device);
         return CudaModelRunner.open(device, options, model, config);
     }
 

@@ -20,7 +20,7 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
-/** The CUDA runner's host arithmetic, without a GPU: kernel names, launch plans, step packing, graph buckets. */
+/** The CUDA runner's host arithmetic, without a GPU: kernel names, launch plans, step packing. */
 class CudaPlanTest {
 
     /** Every kernel name the runner can ask for is one native/KERNELS.md documents (brace patterns expanded). */
@@ -88,18 +88,6 @@ class CudaPlanTest {
         assertEquals(3, AttentionPlan.prefillBlocks(9));
         assertEquals(5L * 32 * 16 * 128, AttentionPlan.partialOutFloats(5, 32, 16, 128));
         assertEquals(0.125f, AttentionPlan.scale(64));
-    }
-
-    @Test
-    void decodeBucketsArePowersOfTwoAndTheLimit() {
-        DecodeBuckets b = new DecodeBuckets(24);
-        assertArrayEquals(new int[] {1, 2, 4, 8, 16, 24}, b.sizes());
-        assertEquals(1, b.bucketFor(1));
-        assertEquals(4, b.bucketFor(3));
-        assertEquals(24, b.bucketFor(17));
-        assertThrows(IllegalArgumentException.class, () -> b.bucketFor(25));
-        assertArrayEquals(new int[] {1}, new DecodeBuckets(1).sizes());
-        assertArrayEquals(new int[] {1, 2, 4, 8, 16}, new DecodeBuckets(16).sizes());
     }
 
     /**
