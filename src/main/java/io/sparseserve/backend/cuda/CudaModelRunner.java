@@ -154,7 +154,15 @@ public final class CudaModelRunner implements ModelRunner {
             ctx.uploadAsync(hostInputs, 0, forward.inputs().address(), 4L * packing.ints());
             int headRows = bucket > 0 ? padded : packing.logitRows() + packing.argmaxRows();
             if (bucket > 0) {
-                graphs.computeIfAbsent(padded, b -> ctx.capture(() -> forward.step(b, true, b))).launch();
+                CudaGraph graph = graphs.get(bucket);
+                if (graph == null) {
+                    // First step of this bucket: run it directly (functions are looked up, libraries warm up outside
+                    // any capture), then capture the same launches for the next steps; capturing runs nothing.
+                    forward.step(bucket, true, bucket);
+                    graphs.put(bucket, ctx.capture(() -> forward.step(bucket, true, bucket)));
+                } else {
+                    graph.launch();
+                }
             } else {
                 forward.step(step.tokens(), decode, headRows);
             }
