@@ -4,8 +4,9 @@
 #   runtime.tar.xz      a jlink'd Java runtime (java.base, jdk.incubator.vector and the modules jdeps finds in the jar)
 #   app.tar.xz          the jar's entries with only linux-x86_64 native libraries (no other platforms' tokenizer/JNA
 #                       libraries, no JCuda PTX compiler or NVRTC, which we never call); gpu-check.sh re-zips it
-#   fixtures/           the four test fixtures (../shared does not travel)
-#   data/               the first 60 000 characters of data/kdoc/test.txt and 200 000 of calibration.txt
+#   fixtures/           the Llama 3 and Qwen2 fixtures (../shared does not travel; the Llama and OPT fixtures and the
+#                       first 60 000 characters of data/kdoc/test.txt are tracked under src/test/resources)
+#   data/               the first 200 000 characters of data/kdoc/calibration.txt (for prune --method sparsegpt)
 # and checks that the repository's tracked files plus the bundle stay under 64 MiB.
 # Usage: native/make-gpu-bundle.sh [--shared DIR] (default ../shared); builds the jar first when it is missing.
 set -euo pipefail
@@ -67,11 +68,11 @@ PY
 tar -C "$tmp/app" -cf - . | xz -6 -T2 > "$out/app.tar.xz"
 
 # 3. Fixtures and text.
-for f in tiny-llama-f32 tiny-opt-f16 tiny-llama3-bf16 tiny-qwen2-f32; do cp -r "$shared/fixtures/$f" "$out/fixtures/"; done
+for f in tiny-llama3-bf16 tiny-qwen2-f32; do cp -r "$shared/fixtures/$f" "$out/fixtures/"; done
 python3 - "$shared/data/kdoc" "$out/data" <<'PY'
 import sys
 src, dst = sys.argv[1], sys.argv[2]
-for name, chars in (("test.txt", 60000), ("calibration.txt", 200000)):
+for name, chars in (("calibration.txt", 200000),):
     with open(f"{src}/{name}", encoding="utf-8") as f:
         text = f.read(chars)
     with open(f"{dst}/{name}", "w", encoding="utf-8") as f:
