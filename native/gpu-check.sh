@@ -34,12 +34,14 @@ left() { echo $(( budget - ($(date +%s) - start) )); }
 
 # ---- Python (for JSON, comparisons and the transformers baseline): the first that imports torch, else any.
 py=""
-for cand in "${PYTHON:-}" python3 python /usr/bin/python3 /opt/conda/bin/python /usr/local/bin/python3; do
+if [ -n "$child" ] && [ -n "${PYTHON:-}" ]; then py="$PYTHON"; fi   # a phase reuses the parent's choice
+[ -z "$py" ] && for cand in "${PYTHON:-}" python3 python /usr/bin/python3 /opt/conda/bin/python /usr/local/bin/python3; do
   [ -n "$cand" ] && command -v "$cand" >/dev/null 2>&1 || continue
   if "$cand" -c 'import torch' >/dev/null 2>&1; then py="$cand"; break; fi
   [ -z "$py" ] && py="$cand"
 done
 [ -z "$py" ] && { echo "gpu-check: no python found (needed for the JSON reports)" >&2; exit 2; }
+export PYTHON="$py"
 lib="$root/native/gpu_check_lib.py"
 
 # record PHASE STATUS SECONDS [DETAIL_JSON_FILE] [REASON]: writes $out/PHASE.json and appends to summary.json.
@@ -58,8 +60,9 @@ phase() {
   say "$name: start (limit ${limit}s)"
   t0=$(date +%s)
   rm -f "$work/detail-$name.json" "$work/reason-$name.txt"
-  timeout --kill-after=5 "$limit" bash "$root/native/gpu-check.sh" --phase "$fn" >> "$log" 2>&1
+  GPU_CHECK_PHASE="$name" timeout --kill-after=5 "$limit" bash "$root/native/gpu-check.sh" --phase "$fn" >> "$log" 2>&1
   rc=$?
+  [ -f "$work/reason-$name.txt" ] && { echo "--- stderr of $name:"; cat "$work/reason-$name.txt"; } >> "$log"
   local secs=$(( $(date +%s) - t0 ))
   [ -f "$work/reason-$name.txt" ] && reason=$(head -c 500 "$work/reason-$name.txt")
   if [ $rc -eq 0 ]; then record "$name" ok "$secs" "$work/detail-$name.json"; say "$name: ok (${secs}s)"
@@ -147,7 +150,7 @@ p_gpu_eval() {
   for m in $(eval_models); do
     [ -d "$m" ] || continue
     ss eval --model "$m" --text "$test_text" --device cuda:0 --json > "$work/eval-gpu-$(basename "$m").json" \
-      2> "$work/reason-gpu_eval.txt"
+      2> "$work/reason-$GPU_CHECK_PHASE.txt"
   done
   "$py" "$lib" compare-eval "$work" 0.005 "$work/detail-gpu_eval.json"
 }
@@ -160,7 +163,7 @@ p_gpu_logits() {
   for m in $models; do
     [ -d "$m" ] || continue
     ss gpu-compare --model "$m" --device cuda:0 --new-tokens 32 --tolerance 1e-2 --json \
-      > "$work/compare-$(basename "$m").json" 2> "$work/reason-gpu_logits.txt"
+      > "$work/compare-$(basename "$m").json" 2> "$work/reason-$GPU_CHECK_PHASE.txt"
   done
   "$py" "$lib" collect "$work" 'compare-*.json' "$work/detail-gpu_logits.json" --all-pass
 }
@@ -168,7 +171,7 @@ p_gpu_logits() {
 p_gpu_calibrate() {
   set -e
   ss gpu-calibrate --device cuda:0 --hidden 4096 --intermediate 11008 --vocab 32000 --tokens 512 --json \
-    > "$work/detail-gpu_calibrate.json" 2> "$work/reason-gpu_calibrate.txt"
+    > "$work/detail-gpu_calibrate.json" 2> "$work/reason-$GPU_CHECK_PHASE.txt"
 }
 
 # Llama-2-7B's layer shapes, 8 layers, BF16: dense, 50% and 2:4 by magnitude (no calibration needed).
@@ -185,7 +188,7 @@ p_synth() {
 bench_one() { # MODEL TAG BATCH [extra args]
   local m="$1" tag="$2" b="$3"; shift 3
   ss bench --model "$work/$m" --device cuda:0 --batch "$b" --prompt-tokens 512 --new-tokens 32 --rounds 3 \
-    --warmup-seconds 1 --json "$@" > "$work/bench-$tag.json" 2> "$work/reason-bench.txt"
+    --warmup-seconds 1 --json "$@" > "$work/bench-$tag.json" 2> "$work/reason-$GPU_CHECK_PHASE.txt"
 }
 p_bench_dense()  { set -e; bench_one l7b8 dense-b1 1; bench_one l7b8 dense-b16 16; "$py" "$lib" collect "$work" 'bench-dense-*.json' "$work/detail-bench_dense.json"; }
 p_bench_own()    { set -e; bench_one l7b8-half half-own-b1 1 --sparse-kernel own; bench_one l7b8-half half-own-b16 16 --sparse-kernel own;
@@ -212,7 +215,7 @@ phase gpu_eval      40  1 p_gpu_eval
 phase gpu_logits    60  1 p_gpu_logits
 phase gpu_calibrate 30  1 p_gpu_calibrate
 if [ -z "$no_gpu" ]; then
-  phase synth       90  0 p_synth
+  phase synth      120  0 p_synth
 else
   record synth skipped 0 "" "no GPU: the 3.7 GB synthetic model is only for GPU timings"
 fi
