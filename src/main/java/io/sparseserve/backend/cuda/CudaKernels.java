@@ -101,6 +101,13 @@ public final class CudaKernels {
 
     public void attentionPrefill(KvDtype kv, long q, long kCache, long vCache, long tables, int maxBlocksPerSeq, long tokenSeq,
                                  long positions, long out, int tokens, int heads, int kvHeads, int headDim, int blockSize) {
+        int shared = AttentionPlan.prefillSharedBytes(headDim);
+        if (shared > 48 * 1024) {
+            // Above 48 KB a kernel must opt in to more dynamic shared memory (CUDA Programming Guide, "Shared Memory").
+            CUfunction f = functions.computeIfAbsent(KernelNames.attnPrefill(kv), n -> ctx.function(module, n));
+            Cu.check("cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", jcuda.driver.JCudaDriver.cuFuncSetAttribute(f,
+                    jcuda.driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared));
+        }
         launch(KernelNames.attnPrefill(kv), new LaunchShape(AttentionPlan.prefillBlocks(tokens), heads, 1, 128, 1, 1,
                         AttentionPlan.prefillSharedBytes(headDim)),
                 new KernelArgs().ptr(q).ptr(kCache).ptr(vCache).ptr(tables).i32(maxBlocksPerSeq).ptr(tokenSeq).ptr(positions)
