@@ -160,7 +160,7 @@ p_gpu_eval() {
   for m in $(eval_models); do
     [ -d "$m" ] || continue
     ss eval --model "$m" --text "$test_text" --device cuda:0 --json > "$work/eval-gpu-$(basename "$m").json" \
-      2> "$work/reason-$GPU_CHECK_PHASE.txt"
+      2>> "$work/reason-$GPU_CHECK_PHASE.txt" || true
   done
   "$py" "$lib" compare-eval "$work" 0.005 "$work/detail-gpu_eval.json"
 }
@@ -172,8 +172,9 @@ p_gpu_logits() {
   models="$(fixture_dirs) $(eval_models)"
   for m in $models; do
     [ -d "$m" ] || continue
+    # a failing model does not stop the others: collect --all-pass decides
     ss gpu-compare --model "$m" --device cuda:0 --new-tokens 32 --tolerance 1e-2 --json \
-      > "$work/compare-$(basename "$m").json" 2> "$work/reason-$GPU_CHECK_PHASE.txt"
+      > "$work/compare-$(basename "$m").json" 2>> "$work/reason-$GPU_CHECK_PHASE.txt" || true
   done
   "$py" "$lib" collect "$work" 'compare-*.json' "$work/detail-gpu_logits.json" --all-pass
 }
@@ -198,7 +199,7 @@ p_synth() {
 bench_one() { # MODEL TAG BATCH [extra args]
   local m="$1" tag="$2" b="$3"; shift 3
   ss bench --model "$work/$m" --device cuda:0 --batch "$b" --prompt-tokens 512 --new-tokens 32 --rounds 3 \
-    --warmup-seconds 1 --json "$@" > "$work/bench-$tag.json" 2> "$work/reason-$GPU_CHECK_PHASE.txt"
+    --warmup-seconds 1 --json "$@" > "$work/bench-$tag.json" 2>> "$work/reason-$GPU_CHECK_PHASE.txt"
 }
 p_bench_dense()  { set -e; bench_one l7b8 dense-b1 1; bench_one l7b8 dense-b16 16; "$py" "$lib" collect "$work" 'bench-dense-*.json' "$work/detail-bench_dense.json"; }
 p_bench_own()    { set -e; bench_one l7b8-half half-own-b1 1 --sparse-kernel own; bench_one l7b8-half half-own-b16 16 --sparse-kernel own;

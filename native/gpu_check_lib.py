@@ -118,14 +118,22 @@ def collect(work, *args):
     found = {}
     for p in patterns:
         for path in sorted(glob.glob(os.path.join(work, p))):
-            with open(path) as f:
-                found[os.path.splitext(os.path.basename(path))[0]] = json.load(f)
+            found[os.path.splitext(os.path.basename(path))[0]] = _load(path)
     with open(dst, "w") as f:
         json.dump(found, f, indent=1)
     if not found:
         sys.exit("no results matched " + " ".join(patterns))
     if all_pass and not all(v.get("pass") is True for v in found.values()):
         sys.exit("not every check passed: " + ", ".join(k for k, v in found.items() if v.get("pass") is not True))
+
+
+def _load(path):
+    """A command's JSON output, or a record of its absence (the command failed before printing)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        return {"error": f"no JSON result ({e.__class__.__name__})", "pass": False}
 
 
 def compare_eval(work, tol, dst):
@@ -135,14 +143,14 @@ def compare_eval(work, tol, dst):
     for cpu in sorted(glob.glob(os.path.join(work, "eval-cpu-*.json"))):
         name = os.path.basename(cpu)[len("eval-cpu-"):-len(".json")]
         gpu = os.path.join(work, f"eval-gpu-{name}.json")
-        with open(cpu) as f:
-            c = json.load(f)
-        if not os.path.isfile(gpu):
+        c = _load(cpu)
+        if "perplexity" not in c:
+            continue
+        if not os.path.isfile(gpu) or "perplexity" not in _load(gpu):
             res[name] = {"cpu": c["perplexity"], "gpu": None, "pass": False}
             ok = False
             continue
-        with open(gpu) as f:
-            g = json.load(f)
+        g = _load(gpu)
         rel = abs(g["perplexity"] - c["perplexity"]) / c["perplexity"]
         res[name] = {"cpu": c["perplexity"], "gpu": g["perplexity"], "relative_difference": rel, "pass": rel <= tol,
                      "cpu_seconds": c.get("seconds"), "gpu_seconds": g.get("seconds")}
