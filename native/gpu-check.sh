@@ -8,7 +8,8 @@
 # Usage, from the repository root: native/gpu-check.sh [OUT_DIR]      (default: $OUT, else ./gpu-check-out)
 # Environment: GPU_CHECK_BUDGET (seconds, default 285): phases that would start later are skipped;
 #              GPU_CHECK_WORK (scratch folder, default /tmp/sparse-serve-gpu-check): the runtime, jar and models;
-#              GPU_CHECK_SKIP_HF=1 skips the transformers baseline.
+#              GPU_CHECK_SKIP_HF=1 skips the transformers baseline;
+#              GPU_CHECK_LIMIT_SCALE (integer, default 1) multiplies every phase's limit (slow machines, tests).
 set -u
 start=$(date +%s)
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +54,7 @@ record() {
 # FUNCTION writes extra JSON into $work/detail-NAME.json (optional) and returns 0 on success.
 phase() {
   local name="$1" limit="$2" gpu="$3" fn="$4" t0 rc reason=""
+  limit=$(( limit * ${GPU_CHECK_LIMIT_SCALE:-1} ))
   local remaining; remaining=$(left)
   if [ "$remaining" -le 5 ]; then record "$name" skipped 0 "" "out of time (budget ${budget}s)"; say "$name: skipped (out of time)"; return; fi
   if [ "$gpu" = 1 ] && [ -n "$no_gpu" ]; then record "$name" failed 0 "" "no GPU: $no_gpu"; say "$name: failed: no GPU ($no_gpu)"; return; fi
