@@ -222,8 +222,8 @@ say "output in $out; python $py; GPU: ${no_gpu:-present}; CUDA library folders: 
 phase unpack        90  0 p_unpack
 phase env           20  0 p_env
 if [ ! -x "$java_cmd" ]; then say "no Java runtime: the remaining phases cannot run"; fi
-phase cpu_prune     40  0 p_cpu_prune
-phase cpu_eval      40  0 p_cpu_eval
+phase cpu_prune     50  0 p_cpu_prune
+phase cpu_eval      60  0 p_cpu_eval
 phase gpu_eval      40  1 p_gpu_eval
 phase gpu_logits    60  1 p_gpu_logits
 phase gpu_calibrate 30  1 p_gpu_calibrate
