@@ -2,7 +2,7 @@
 # Builds every native/*.cu into ONE fatbin, $1/cuda/sparse-serve.fatbin (SASS for sm_80 and sm_90 plus compute_90 PTX
 # that newer GPUs JIT-compile), with ptxas's per-kernel register and spill report in $2/ptxas.log. Without nvcc the
 # build still succeeds and says that the GPU kernels are missing (the CPU backend needs none).
-# Incremental: nothing is rebuilt when the fatbin is newer than every file in native/.
+# Incremental: nothing is rebuilt when the fatbin is newer than native/*.cu, native/*.cuh and this script.
 # Called by the Maven build (process-classes) as: build-ptx.sh target/classes target/cuda
 set -euo pipefail
 classes="$1"
@@ -19,7 +19,8 @@ if [ -z "$nvcc" ]; then
 fi
 fatbin="$classes/cuda/sparse-serve.fatbin"
 log="$work/ptxas.log"
-if [ -f "$fatbin" ] && [ -f "$log" ] && [ -z "$(find native -newer "$fatbin" -type f -print -quit)" ]; then
+if [ -f "$fatbin" ] && [ -f "$log" ] && [ -z "$(find native -maxdepth 1 -type f \( -name '*.cu' -o -name '*.cuh' \
+     -o -name build-ptx.sh \) -newer "$fatbin" -print -quit)" ]; then
   echo "native: $fatbin is up to date"
   exit 0
 fi

@@ -1,7 +1,12 @@
-// Runs every kernel of native/*.cu on the CPU emulation of the CUDA execution model (cuda_emu.h) on small ragged
-// shapes and compares with scalar references computed in double. Prints one line per check and exits non-zero when
-// any fails. Built and run by CudaEmulationTest: g++ -std=c++20 -O1 -pthread -fno-strict-aliasing emu_test.cpp
+// Runs every kernel of native/*.cu on small ragged shapes and compares with scalar references computed in double;
+// prints one line per check and exits non-zero when any fails. Two builds of the same file:
+// - on the CPU emulation of the CUDA execution model (cuda_emu.h), by CudaEmulationTest:
+//   g++ -std=c++20 -O1 -pthread -fno-strict-aliasing -Wno-unknown-pragmas native/emu/emu_test.cpp
+// - on a GPU, by native/check-kernels.sh: nvcc -x cu -arch=sm_90 native/emu/emu_test.cpp (device_launch.h turns
+//   each launch into a <<<>>> launch on managed memory).
+#ifndef __CUDACC__
 #define SS_EMU 1
+#endif
 #include "../attention.cu"
 #include "../elementwise.cu"
 #include "../embed.cu"
@@ -14,11 +19,18 @@
 #include "../sample.cu"
 
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-using std::vector;
+#ifdef SS_EMU
+#define SS_CALL(kernel, ...) kernel(__VA_ARGS__)
+template <class T> using Alloc = std::allocator<T>;
+#else
+#include "device_launch.h"
+#endif
+template <class T> using vector = std::vector<T, Alloc<T>>;
 
 static int failures = 0, checks = 0;
 static std::mt19937 rng(1234);
@@ -29,8 +41,12 @@ static vector<float> rand_vec(size_t n) {
     for (auto& x : v) x = uni();
     return v;
 }
-static unsigned short bf16_bits(float f) { return ss::f32_to_bf16_bits(f); }
-static float bf16_val(unsigned short b) { return __uint_as_float((uint32_t)b << 16); }
+static uint32_t f2u(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+// float -> bf16 bits, round to nearest even (NaN not needed here), and back.
+static unsigned short bf16_bits(float f) { uint32_t u = f2u(f); return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1)) >> 16); }
+static float bf16_val(unsigned short b) { return u2f((uint32_t)b << 16); }
+#ifdef SS_EMU
 static unsigned short f16_bits(float f) {
     _Float16 h = (_Float16)f; // the compiler's own round-to-nearest-even conversion, independent of cuda_emu.h
     unsigned short u;
@@ -42,6 +58,19 @@ static float f16_val(unsigned short b) {
     std::memcpy(&h, &b, 2);
     return (float)h;
 }
+#else
+static unsigned short f16_bits(float f) {
+    __half h = __float2half_rn(f);
+    unsigned short u;
+    std::memcpy(&u, &h, 2);
+    return u;
+}
+static float f16_val(unsigned short b) {
+    __half h;
+    std::memcpy(&h, &b, 2);
+    return __half2float(h);
+}
+#endif
 
 // got vs want, each |error| within rtol * (|want| + rms(want)) (the rms term absorbs cancellation in sums).
 static void compare(const std::string& name, const vector<float>& got, const vector<double>& want, double rtol = 1e-4) {
