@@ -3,8 +3,10 @@ package io.sparseserve.backend;
 import io.sparseserve.tensor.WeightMatrix;
 
 /**
- * The compute operations the forward pass needs, independent of where they run. Activations are float32 rows
- * of {@code tokens x dim}; weights stay in their storage format. Model code calls only this interface.
+ * The compute operations of the CPU forward pass ({@link io.sparseserve.backend.cpu.Transformer}), one call per op on
+ * host arrays: activations are float32 rows of {@code tokens x dim}; weights stay in their storage format. The
+ * CPU runner and pruning use it. It is not the boundary a GPU implements: that is {@link ModelRunner}, a whole step
+ * at a time, so that activations and KV blocks stay on the device.
  */
 public interface Backend {
 

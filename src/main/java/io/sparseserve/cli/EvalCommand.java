@@ -1,6 +1,5 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.eval.Perplexity;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
@@ -26,6 +25,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Mixin ModelOption model;
 
+    @Mixin DeviceOption device;
+
     @Option(names = "--text", required = true, paramLabel = "FILE", description = "UTF-8 text to evaluate on.")
     Path text;
 
@@ -45,6 +46,7 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         if (maxWindows < 0) throw new InvalidInputException("--max-windows must be >= 0, got " + maxWindows);
+        var runners = device.runners();
         String content = readText(text);
         if (maxChars > 0 && content.length() > maxChars) content = content.substring(0, maxChars);
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
@@ -52,7 +54,7 @@ final class EvalCommand implements Callable<Integer> {
             int len = seqLen == null ? m.config().maxPositions() : seqLen;
             int windows = maxWindows > 0 ? Math.min(maxWindows, ids.length / Math.max(1, len)) : ids.length / Math.max(1, len);
             var bar = new ProgressBar("eval", windows, !json);
-            Perplexity.Result r = Perplexity.evaluate(m, new CpuBackend(len), ids, len, maxWindows, bar);
+            Perplexity.Result r = Perplexity.evaluate(m, runners, ids, len, maxWindows, bar);
             if (json) {
                 Map<String, Object> result = new LinkedHashMap<>();
                 result.put("perplexity", r.perplexity());

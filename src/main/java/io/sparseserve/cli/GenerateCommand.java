@@ -1,6 +1,5 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.engine.Generator;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -30,6 +29,7 @@ import picocli.CommandLine.Spec;
 final class GenerateCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
     @Mixin ModelOption model;
+    @Mixin DeviceOption device;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Input input;
@@ -80,6 +80,7 @@ final class GenerateCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         long used = seed != null ? seed : Seeds.fresh();
         SamplingParams params = new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, 0f, 0f, used).validate();
+        var runners = device.runners();
         try (Model m = model.load(); Tokenizer tok = model.tokenizer()) {
             int[] ids;
             if (input.messages != null) {
@@ -93,7 +94,7 @@ final class GenerateCommand implements Callable<Integer> {
             } else {
                 ids = tok.encodePrompt(input.prompt);
             }
-            Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
+            Generator gen = new Generator(m, tok, runners);
             gen.validate(ids, params, maxNewTokens);
             if (!json && input.prompt != null) {
                 out.print(input.prompt);

@@ -1,6 +1,6 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.engine.KvCache;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.plan.ByteSize;
 import io.sparseserve.plan.GpuModel;
@@ -85,7 +85,7 @@ final class PlanCommand implements Callable<Integer> {
         long gpuBytes = gpu.name != null ? GpuModel.of(gpu.name).bytes() : ByteSize.parse("--gpu-memory", gpu.memory);
         MemoryPlanner planner = new MemoryPlanner(shape, weights, kv, gpuBytes, utilization,
                 ByteSize.parse("--overhead", overhead), context != null ? context : shape.maxPositions(), concurrency,
-                KvCache.DEFAULT_BLOCK_SIZE);
+                RunnerConfig.DEFAULT_BLOCK_SIZE);
         List<MemoryPlan> plans = formats(shape).stream().map(planner::plan).toList();
         PrintWriter out = spec.commandLine().getOut();
         if (json) Json.print(out, json(shape, planner, plans));

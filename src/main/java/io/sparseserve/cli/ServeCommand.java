@@ -1,8 +1,8 @@
 package io.sparseserve.cli;
 
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Engine;
-import io.sparseserve.engine.KvCache;
 import io.sparseserve.metrics.ServingMetrics;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
@@ -19,6 +19,7 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import sun.misc.Signal;
 
@@ -33,14 +34,16 @@ final class ServeCommand implements Callable<Integer> {
                     + "relative to the working directory).")
     Path dir;
 
+    @Option(names = "--compress", defaultValue = "auto", paramLabel = "auto|off", description = ModelOption.COMPRESS_HELP)
+    String compress;
+
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to listen on: 127.0.0.1 (default) or 0.0.0.0.")
     String host;
 
     @Option(names = "--port", defaultValue = "50051", description = "Port for gRPC and HTTP (default ${DEFAULT-VALUE}; 0 = any free port).")
     int port;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet).")
-    String device;
+    @Mixin DeviceOption device;
 
     @Option(names = "--max-batch-tokens", defaultValue = "512",
             description = "Tokens per forward step at most: decodes plus prompt chunks (default ${DEFAULT-VALUE}).")
@@ -54,7 +57,8 @@ final class ServeCommand implements Callable<Integer> {
     int maxWaiting;
 
     @Option(names = "--kv-cache-bytes", defaultValue = "0",
-            description = "KV-cache budget in bytes (default 0: enough for --max-running full-length sequences, at most half the free heap).")
+            description = "KV-cache budget in bytes (default 0: on the cpu enough for --max-running full-length sequences, "
+                    + "at most half the free heap; on a GPU what --gpu-memory-utilization leaves).")
     long kvCacheBytes;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",
@@ -121,7 +125,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!device.equals("cpu")) throw new InvalidInputException("--device " + device + " is not available (this build serves cpu)");
+        RunnerFactory runners = device.runners();
         if (port < 0 || port > 65535) throw new InvalidInputException("--port must be in [0, 65535], got " + port);
         if (drainTimeout < 0) throw new InvalidInputException("--drain-timeout must be >= 0 seconds, got " + drainTimeout);
         if (!Files.isDirectory(dir)) throw new InvalidInputException(dir + ": not a model folder (no such directory)");
@@ -134,6 +138,7 @@ final class ServeCommand implements Callable<Integer> {
             log.warn(warning);
             System.err.println("sparse-serve: " + warning);
         }
+        Model.Compress compressMode = ModelOption.compressMode(compress);
         Path tokenizerFile = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizerFile)) throw new InvalidInputException(tokenizerFile + ": missing tokenizer.json");
 
@@ -141,13 +146,14 @@ final class ServeCommand implements Callable<Integer> {
         if (servedModelName != null && servedModelName.isBlank()) {
             throw new InvalidInputException("--served-model-name must not be blank");
         }
-        try (Model model = Model.load(dir, maxModelLen); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
+        try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
-                    KvCache.DEFAULT_BLOCK_SIZE);
-            Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
+                    RunnerConfig.DEFAULT_BLOCK_SIZE);
+            Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
-            try (SparseServer server = new SparseServer(engine, metrics, new SparseServer.Options(host, port, id, device, security, limits))) {
+            try (SparseServer server = new SparseServer(engine, metrics,
+                    new SparseServer.Options(host, port, id, engine.runner().device(), security, limits))) {
                 int actual = server.start();
                 // Installed once listening: a start that fails exits as usual (and an in-process caller keeps its own).
                 CountDownLatch stop = new CountDownLatch(1);

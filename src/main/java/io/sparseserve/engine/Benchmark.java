@@ -1,6 +1,12 @@
 package io.sparseserve.engine;
 
-import io.sparseserve.backend.Backend;
+import io.sparseserve.backend.KvCapacity;
+import io.sparseserve.backend.KvSizing;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
+import io.sparseserve.backend.Step;
+import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
 import io.sparseserve.model.ModelWeights;
@@ -10,18 +16,55 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Decode and prefill speed of a model on a backend, measured on random token ids (the speed does not depend on
- * the text). Decode is timed per step after warm-up; prefill is one step over the whole prompt.
+ * Decode and prefill speed of a model on a device, measured on random token ids (the speed does not depend on
+ * the text). Decode is timed per step after warm-up; prefill is one step over the whole prompt. One runner serves
+ * every measurement (a GPU uploads the weights once), sized for the largest batch, decode and prefill asked for.
  */
-public final class Benchmark {
-    private final Model model;
-    private final Backend ops;
-    private final ModelConfig c;
+public final class Benchmark implements AutoCloseable {
+    private static final int PROMPT = 8;
 
-    public Benchmark(Model model, Backend ops) {
+    private final Model model;
+    private final ModelConfig c;
+    private final ModelRunner runner;
+    private final KvBlockAllocator blocks;
+    private final int maxBatch;
+    private final int maxDecodeSteps;
+    private final int maxPrefill;
+
+    /**
+     * @param maxBatch sequences decoding together at most
+     * @param maxDecodeSteps warm-up plus timed decode steps of one {@link #decode} at most
+     * @param maxPrefill prompt tokens of one {@link #prefill} at most
+     */
+    public Benchmark(Model model, RunnerFactory runners, int maxBatch, int maxDecodeSteps, int maxPrefill) {
         this.model = model;
-        this.ops = ops;
         this.c = model.config();
+        this.maxBatch = maxBatch;
+        this.maxDecodeSteps = maxDecodeSteps;
+        this.maxPrefill = maxPrefill;
+        int context = PROMPT + maxDecodeSteps;
+        if (context > c.maxPositions()) {
+            throw new InvalidInputException("--new-tokens " + maxDecodeSteps + " plus warm-up exceeds the context length "
+                    + c.maxPositions());
+        }
+        if (maxPrefill > c.maxPositions()) {
+            throw new InvalidInputException("prefill of " + maxPrefill + " tokens exceeds the context length " + c.maxPositions());
+        }
+        int bs = RunnerConfig.DEFAULT_BLOCK_SIZE;
+        // Decode and prefill never run at once: the KV blocks of the larger serve both.
+        int kvBlocks = Math.max(maxBatch * KvSizing.blocksFor(context, bs), KvSizing.blocksFor(maxPrefill, bs));
+        this.runner = runners.open(model, new RunnerConfig(Math.max(maxPrefill, maxBatch * PROMPT), maxBatch, bs,
+                new KvCapacity.Blocks(kvBlocks)));
+        this.blocks = new KvBlockAllocator(runner.kvBlocks());
+    }
+
+    public ModelRunner runner() {
+        return runner;
+    }
+
+    @Override
+    public void close() {
+        runner.close();
     }
 
     public record Decode(int batch, int steps, double seconds, double tokensPerSecond, long bytesPerStep) {}
@@ -30,32 +73,32 @@ public final class Benchmark {
 
     /** {@code batch} sequences decoding together for {@code steps} steps after a short prompt each. */
     public Decode decode(int batch, int steps, int warmup) {
-        int prompt = 8;
+        int prompt = PROMPT;
         int context = prompt + warmup + steps;
-        if (context > c.maxPositions()) {
-            throw new io.sparseserve.model.InvalidInputException("--new-tokens " + steps + " plus warm-up exceeds the context length "
-                    + c.maxPositions());
+        if (batch > maxBatch || warmup + steps > maxDecodeSteps) {
+            throw new IllegalArgumentException("decode of " + batch + " x " + (warmup + steps) + " steps exceeds the "
+                    + maxBatch + " x " + maxDecodeSteps + " this benchmark was sized for");
         }
-        Transformer tf = new Transformer(model, ops, Math.max(batch * prompt, batch));
-        KvCache cache = KvCache.forTokens(c, batch * (context + KvCache.DEFAULT_BLOCK_SIZE));
-        Batch b = new Batch(Math.max(batch * prompt, batch), batch);
+        Step b = new Step(Math.max(batch * prompt, batch), batch);
         float[] logits = new float[batch * c.vocab()];
         SplittableRandom rnd = new SplittableRandom(1);
         BlockTable[] tables = new BlockTable[batch];
         int[][] ids = new int[batch][context];
         for (int s = 0; s < batch; s++) {
-            tables[s] = cache.newTable();
+            tables[s] = new BlockTable(blocks, runner.blockSize());
             tables[s].ensure(context);
             for (int i = 0; i < context; i++) ids[s][i] = rnd.nextInt(c.vocab());
-            b.add(ids[s], 0, prompt, 0, tables[s], false);
+            b.add(ids[s], 0, prompt, 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
         }
-        tf.forward(b, cache, logits);
+        runner.forward(b, logits, null);
         long t0 = 0;
         for (int step = 0; step < warmup + steps; step++) {
             if (step == warmup) t0 = System.nanoTime();
             b.clear();
-            for (int s = 0; s < batch; s++) b.add(ids[s], prompt + step, 1, prompt + step, tables[s], false);
-            tf.forward(b, cache, logits);
+            for (int s = 0; s < batch; s++) {
+                b.add(ids[s], prompt + step, 1, prompt + step, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+            }
+            runner.forward(b, logits, null);
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         for (BlockTable t : tables) t.release();
@@ -64,23 +107,20 @@ public final class Benchmark {
 
     /** One step over a prompt of {@code tokens} tokens, best of {@code repeats}. */
     public Prefill prefill(int tokens, int repeats) {
-        if (tokens > c.maxPositions()) {
-            throw new io.sparseserve.model.InvalidInputException("prefill of " + tokens + " tokens exceeds the context length "
-                    + c.maxPositions());
+        if (tokens > maxPrefill) {
+            throw new IllegalArgumentException("prefill of " + tokens + " tokens exceeds the " + maxPrefill + " this benchmark was sized for");
         }
-        Transformer tf = new Transformer(model, ops, tokens);
-        KvCache cache = KvCache.forTokens(c, tokens + KvCache.DEFAULT_BLOCK_SIZE);
-        Batch b = new Batch(tokens, 1);
+        Step b = new Step(tokens, 1);
         float[] logits = new float[c.vocab()];
         int[] ids = new SplittableRandom(2).ints(tokens, 0, c.vocab()).toArray();
-        BlockTable table = cache.newTable();
+        BlockTable table = new BlockTable(blocks, runner.blockSize());
         table.ensure(tokens);
         double best = Double.MAX_VALUE;
         for (int r = 0; r < repeats; r++) {
             b.clear();
-            b.add(ids, 0, tokens, 0, table, false);
+            b.add(ids, 0, tokens, 0, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
             long t0 = System.nanoTime();
-            tf.forward(b, cache, logits);
+            runner.forward(b, logits, null);
             best = Math.min(best, (System.nanoTime() - t0) / 1e9);
         }
         table.release();

@@ -9,7 +9,7 @@ public final class BlockTable {
     private int[] blocks = new int[4];
     private int count;
 
-    BlockTable(KvBlockAllocator allocator, int blockSize) {
+    public BlockTable(KvBlockAllocator allocator, int blockSize) {
         this.allocator = allocator;
         this.blockSize = blockSize;
     }

@@ -1,6 +1,11 @@
 package io.sparseserve.engine;
 
-import io.sparseserve.backend.Backend;
+import io.sparseserve.backend.KvCapacity;
+import io.sparseserve.backend.KvSizing;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
@@ -28,6 +33,10 @@ import org.slf4j.LoggerFactory;
  * (vLLM's recompute preemption). Every computation of the forward pass is per token, so neither batching nor
  * recomputation changes any result: a sequence gets the same tokens alone or among others.
  *
+ * <p>The engine schedules and owns the block tables (plain block indices from its {@link KvBlockAllocator}); the
+ * {@link ModelRunner} it opens owns the weights, the activations and the KV blocks, runs each step and returns only
+ * the logits of the rows asked for, or for greedy rows only the chosen id.
+ *
  * <p>Submission, cancellation and the gauges are thread-safe; everything else runs on the scheduler thread.
  */
 public final class Engine implements AutoCloseable {
@@ -38,12 +47,13 @@ public final class Engine implements AutoCloseable {
      * @param maxBatchTokens tokens one forward step carries at most (decodes plus prefill chunks)
      * @param maxRunning sequences in the running batch at most
      * @param maxWaiting accepted sequences waiting for admission at most; more are refused
-     * @param kvCacheBytes the KV cache's budget; 0 sizes it from free heap memory
+     * @param kvCacheBytes the KV cache's budget; 0 lets the device size it (the CPU: from free heap memory; a GPU: from
+     *        free device memory)
      * @param blockSize positions per KV-cache block
      */
     public record Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize) {
         public static Config defaults() {
-            return new Config(512, 64, 256, 0, KvCache.DEFAULT_BLOCK_SIZE);
+            return new Config(512, 64, 256, 0, RunnerConfig.DEFAULT_BLOCK_SIZE);
         }
 
         Config validate() {
@@ -89,10 +99,11 @@ public final class Engine implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final Config config;
     private final EngineObserver observer;
-    private final Transformer transformer;
-    private final KvCache cache;
-    private final Batch batch;
+    private final ModelRunner runner;
+    private final KvBlockAllocator allocator;
+    private final Step batch;
     private final float[] logits;
+    private final int[] argmax;
     private final Sampler.Scratch scratch;
 
     private final ConcurrentLinkedQueue<Sequence> inbox = new ConcurrentLinkedQueue<>();
@@ -115,45 +126,42 @@ public final class Engine implements AutoCloseable {
     private volatile int freeBlocks;
     private volatile boolean busy;
 
-    public Engine(Model model, Tokenizer tokenizer, Backend backend, Config config, EngineObserver observer) {
+    /**
+     * Opens a runner from {@code runners} sized for the configuration (steps of maxBatchTokens tokens and maxRunning
+     * sequences; KV blocks as --kv-cache-bytes says, else as the device decides) and starts the scheduler. The engine
+     * closes the runner when it closes.
+     */
+    public Engine(Model model, Tokenizer tokenizer, RunnerFactory runners, Config config, EngineObserver observer) {
         this.model = model;
         this.c = model.config();
         this.tokenizer = tokenizer;
         this.config = config.validate();
         this.observer = observer;
-        this.cache = KvCache.forBudget(c, kvBudget(c, config), config.blockSize());
-        int fullSequence = (c.maxPositions() + config.blockSize() - 1) / config.blockSize();
-        if (cache.totalBlocks() < fullSequence) {
-            throw new InvalidInputException("--kv-cache-bytes " + config.kvCacheBytes() + " holds " + cache.totalBlocks()
+        KvCapacity kv = config.kvCacheBytes() > 0 ? new KvCapacity.Bytes(config.kvCacheBytes())
+                : new KvCapacity.Auto(config.maxRunning(), c.maxPositions());
+        this.runner = runners.open(model, new RunnerConfig(config.maxBatchTokens(), config.maxRunning(), config.blockSize(), kv));
+        int fullSequence = KvSizing.blocksFor(c.maxPositions(), config.blockSize());
+        if (runner.kvBlocks() < fullSequence) {
+            int blocks = runner.kvBlocks();
+            long perBlock = runner.kvBlockBytes();
+            runner.close();
+            throw new InvalidInputException("--kv-cache-bytes " + config.kvCacheBytes() + " holds " + blocks
                     + " blocks; one sequence of the full context length " + c.maxPositions() + " needs " + fullSequence
-                    + " (at least " + fullSequence * config.blockSize() * KvCache.bytesPerToken(c) + " bytes)");
+                    + " (at least " + fullSequence * perBlock + " bytes)");
         }
-        this.transformer = new Transformer(model, backend, config.maxBatchTokens());
-        this.batch = new Batch(config.maxBatchTokens(), config.maxRunning());
+        this.allocator = new KvBlockAllocator(runner.kvBlocks());
+        this.batch = new Step(config.maxBatchTokens(), config.maxRunning());
         this.logits = new float[config.maxRunning() * c.vocab()];
+        this.argmax = new int[config.maxRunning()];
         this.scratch = new Sampler.Scratch(c.vocab());
         this.stepSeqs = new Sequence[config.maxRunning()];
         this.stepCounts = new int[config.maxRunning()];
-        this.freeBlocks = cache.freeBlocks();
+        this.freeBlocks = allocator.freeBlocks();
         this.thread = Thread.ofPlatform().name("sparse-serve-scheduler").daemon(true).unstarted(this::loop);
         thread.start();
-        log.info("engine: {} KV blocks of {} positions ({} MiB), max {} running, {} tokens per step, {} waiting",
-                cache.totalBlocks(), config.blockSize(), cache.bytes() >> 20, config.maxRunning(),
-                config.maxBatchTokens(), config.maxWaiting());
-    }
-
-    /**
-     * The KV budget: as asked, or enough for every running sequence at full context length but at most half of the
-     * heap that is free now (the weights are memory-mapped outside the heap).
-     */
-    static long kvBudget(ModelConfig c, Config config) {
-        if (config.kvCacheBytes() > 0) return config.kvCacheBytes();
-        Runtime rt = Runtime.getRuntime();
-        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
-        long perBlock = KvCache.bytesPerToken(c) * config.blockSize();
-        long blocksPerSeq = (c.maxPositions() + config.blockSize() - 1) / config.blockSize();
-        long want = (long) config.maxRunning() * blocksPerSeq * perBlock;
-        return Math.max(blocksPerSeq * perBlock, Math.min(want, free / 2));
+        log.info("engine on {}: {} KV blocks of {} positions ({} MiB, {}), max {} running, {} tokens per step, {} waiting",
+                runner.device(), runner.kvBlocks(), config.blockSize(), kvCacheBytes() >> 20, runner.kvDtype().label(),
+                config.maxRunning(), config.maxBatchTokens(), config.maxWaiting());
     }
 
     public ModelConfig modelConfig() {
@@ -180,7 +188,8 @@ public final class Engine implements AutoCloseable {
         request.validate(c, tokenizer);
         if (closing) throw new ClosedException("the engine is shutting down");
         // Built before a waiting slot is counted: a throw here must not leak the slot.
-        Sequence seq = new Sequence(this, request, sink, cache.newTable(), scratch, c, tokenizer, System.nanoTime());
+        Sequence seq = new Sequence(this, request, sink, new BlockTable(allocator, config.blockSize()), scratch, c, tokenizer,
+                System.nanoTime());
         if (queued.incrementAndGet() > config.maxWaiting()) {
             queued.decrementAndGet();
             throw new QueueFullException("the queue is full: " + config.maxWaiting() + " requests are waiting (--max-waiting)");
@@ -214,7 +223,7 @@ public final class Engine implements AutoCloseable {
 
     /** Fraction of KV-cache blocks in use. */
     public double kvCacheUsage() {
-        return 1.0 - (double) freeBlocks / cache.totalBlocks();
+        return 1.0 - (double) freeBlocks / allocator.totalBlocks();
     }
 
     public int kvFreeBlocks() {
@@ -222,11 +231,16 @@ public final class Engine implements AutoCloseable {
     }
 
     public int kvTotalBlocks() {
-        return cache.totalBlocks();
+        return allocator.totalBlocks();
     }
 
     public long kvCacheBytes() {
-        return cache.bytes();
+        return runner.kvBlocks() * runner.kvBlockBytes();
+    }
+
+    /** The runner: its device, and its memory by kind for the gauges (readable from any thread). */
+    public ModelRunner runner() {
+        return runner;
     }
 
     /** Waits until no sequence is running or waiting; false if {@code timeout} passed first. */
@@ -246,7 +260,7 @@ public final class Engine implements AutoCloseable {
         return !busy && inbox.isEmpty() && queued.get() == 0;
     }
 
-    /** Stops the scheduler; sequences still running or waiting get {@link ClosedException}. */
+    /** Stops the scheduler; sequences still running or waiting get {@link ClosedException}. Closes the runner. */
     @Override
     public void close() {
         closing = true;
@@ -256,6 +270,7 @@ public final class Engine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        if (!thread.isAlive()) runner.close(); // a step still running keeps the runner (and the device) until it ends
     }
 
     void wake() {
@@ -437,7 +452,11 @@ public final class Engine implements AutoCloseable {
     }
 
     private int add(int n, Sequence s, int count) {
-        batch.add(s.tokens, s.computed, count, s.computed, s.table, false);
+        // A greedy row that nothing else reads the logits of (or a prompt chunk that is not the last, whose output
+        // is thrown away) asks for the argmax only: a GPU then copies back one int instead of a vocabulary row.
+        boolean argmaxOnly = s.computed + count < s.length || s.argmaxSuffices();
+        batch.add(s.tokens, s.computed, count, s.computed, s.table.blocks(), s.table.blockCount(),
+                argmaxOnly ? Step.Output.LAST_ARGMAX : Step.Output.LAST_LOGITS);
         stepSeqs[n] = s;
         stepCounts[n] = count;
         return n + 1;
@@ -453,17 +472,21 @@ public final class Engine implements AutoCloseable {
     }
 
     private void step(int n, long start) {
-        transformer.forward(batch, cache, logits);
+        runner.forward(batch, logits, argmax);
         long now = System.nanoTime();
         int vocab = c.vocab();
+        int row = 0;
         for (int i = 0; i < n; i++) {
             Sequence s = stepSeqs[i];
             stepSeqs[i] = null;
             s.computed += stepCounts[i];
+            boolean argmaxOnly = batch.output(i) == Step.Output.LAST_ARGMAX;
+            int offset = row * vocab;
+            if (!argmaxOnly) row++;
             if (s.computed < s.length) continue; // a prompt chunk that is not the last
             FinishReason reason;
             try {
-                reason = s.advance(logits, i * vocab, now, observer);
+                reason = argmaxOnly ? s.advance(argmax[i], null, -1, now, observer) : s.advance(logits, offset, now, observer);
             } catch (RuntimeException e) {
                 log.error("sequence {} failed", s.request.requestId(), e);
                 running.remove(s);
@@ -509,7 +532,7 @@ public final class Engine implements AutoCloseable {
     private void publish() {
         runningCount = running.size();
         parkedCount = parked.size();
-        freeBlocks = cache.freeBlocks();
+        freeBlocks = allocator.freeBlocks();
         busy = !running.isEmpty() || !waiting.isEmpty() || !parked.isEmpty();
         if (!busy && inbox.isEmpty()) {
             synchronized (idle) {

@@ -1,6 +1,9 @@
 package io.sparseserve.engine;
 
-import io.sparseserve.backend.Backend;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
@@ -18,12 +21,13 @@ public final class Generator {
 
     private final Model model;
     private final Tokenizer tokenizer;
-    private final Backend ops;
+    private final RunnerFactory runners;
 
-    public Generator(Model model, Tokenizer tokenizer, Backend ops) {
+    /** Each {@link #generate} opens a runner from {@code runners} sized for its prompt and closes it after. */
+    public Generator(Model model, Tokenizer tokenizer, RunnerFactory runners) {
         this.model = model;
         this.tokenizer = tokenizer;
-        this.ops = ops;
+        this.runners = runners;
     }
 
     public enum FinishReason { LENGTH, EOS_TOKEN }
@@ -58,21 +62,31 @@ public final class Generator {
     public Result generate(int[] promptIds, SamplingParams params, int maxNewTokens, boolean ignoreEos,
                            boolean skipSpecialTokens, Consumer<String> onText) {
         validate(promptIds, params, maxNewTokens);
-        ModelConfig c = model.config();
         int total = promptIds.length + maxNewTokens;
         int chunk = Math.min(PREFILL_CHUNK, promptIds.length);
-        Transformer tf = new Transformer(model, ops, chunk);
-        KvCache cache = KvCache.forTokens(c, total + KvCache.DEFAULT_BLOCK_SIZE);
-        BlockTable table = cache.newTable();
+        try (ModelRunner runner = runners.open(model, RunnerConfig.forSequence(chunk, total))) {
+            return generate(runner, chunk, promptIds, params, maxNewTokens, ignoreEos, skipSpecialTokens, onText);
+        }
+    }
+
+    private Result generate(ModelRunner runner, int chunk, int[] promptIds, SamplingParams params, int maxNewTokens,
+                            boolean ignoreEos, boolean skipSpecialTokens, Consumer<String> onText) {
+        ModelConfig c = model.config();
+        int total = promptIds.length + maxNewTokens;
+        BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
         table.ensure(total);
-        Batch batch = new Batch(chunk, 1);
+        Step batch = new Step(chunk, 1);
         float[] logits = new float[c.vocab()];
+        int[] argmax = new int[1];
         int[] seq = Arrays.copyOf(promptIds, total);
+        // Greedy without penalties needs only the argmax: a GPU then copies back one id per step.
+        boolean argmaxOnly = params.isGreedy() && !params.hasPenalties();
+        Step.Output output = argmaxOnly ? Step.Output.LAST_ARGMAX : Step.Output.LAST_LOGITS;
 
         for (int from = 0; from < promptIds.length; from += chunk) {
             batch.clear();
-            batch.add(seq, from, Math.min(chunk, promptIds.length - from), from, table, false);
-            tf.forward(batch, cache, logits);
+            batch.add(seq, from, Math.min(chunk, promptIds.length - from), from, table.blocks(), table.blockCount(), output);
+            runner.forward(batch, logits, argmax);
         }
         Sampler sampler = new Sampler(params, c.vocab());
         sampler.acceptPrompt(promptIds);
@@ -81,7 +95,7 @@ public final class Generator {
         FinishReason reason = FinishReason.LENGTH;
         int generated = 0;
         while (generated < maxNewTokens) {
-            int next = sampler.sample(logits, 0);
+            int next = argmaxOnly ? argmax[0] : sampler.sample(logits, 0);
             sampler.accept(next);
             int pos = promptIds.length + generated;
             seq[pos] = next;
@@ -94,8 +108,8 @@ public final class Generator {
             if (!silent) emit(detok.add(next), text, onText);
             if (generated == maxNewTokens) break;
             batch.clear();
-            batch.add(seq, pos, 1, pos, table, false);
-            tf.forward(batch, cache, logits);
+            batch.add(seq, pos, 1, pos, table.blocks(), table.blockCount(), output);
+            runner.forward(batch, logits, argmax);
         }
         emit(detok.flush(), text, onText);
         table.release();

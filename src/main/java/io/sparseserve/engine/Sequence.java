@@ -87,7 +87,24 @@ final class Sequence implements Engine.Handle {
      * why the sequence finished, or null when it goes on.
      */
     FinishReason advance(float[] logits, int offset, long now, EngineObserver observer) {
-        int next = sampleNext(logits, offset);
+        return advance(sampleNext(logits, offset), logits, offset, now, observer);
+    }
+
+    /**
+     * True when the next token is the plain argmax of the logits and nothing else reads them: greedy, no penalties,
+     * no logprobs, and no end token to suppress (min_new_tokens reached). The runner may then return the argmax only.
+     */
+    boolean argmaxSuffices() {
+        SamplingParams p = request.sampling();
+        return p.isGreedy() && !p.hasPenalties() && request.logprobs() < 0 && generated() >= request.minNewTokens();
+    }
+
+    /**
+     * Takes {@code next} (sampled from the logits row at {@code offset}, or the runner's argmax when
+     * {@link #argmaxSuffices}: then logits may be null), delivers the text that became final and returns why the
+     * sequence finished, or null when it goes on.
+     */
+    FinishReason advance(int next, float[] logits, int offset, long now, EngineObserver observer) {
         sampler.accept(next);
         TopLogprobs lp = request.logprobs() >= 0 ? sampler.topLogprobs(logits, offset, request.logprobs(), next) : null;
         tokens[length++] = next;

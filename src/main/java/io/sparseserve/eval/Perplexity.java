@@ -1,10 +1,11 @@
 package io.sparseserve.eval;
 
-import io.sparseserve.backend.Backend;
-import io.sparseserve.engine.Batch;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.RunnerFactory;
+import io.sparseserve.backend.Step;
 import io.sparseserve.engine.BlockTable;
-import io.sparseserve.engine.KvCache;
-import io.sparseserve.engine.Transformer;
+import io.sparseserve.engine.KvBlockAllocator;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import java.util.function.IntConsumer;
@@ -28,7 +29,7 @@ public final class Perplexity {
      * @param maxWindows 0 for all windows
      * @param progress   called with the number of windows done after each step
      */
-    public static Result evaluate(Model model, Backend ops, int[] ids, int seqLen, int maxWindows, IntConsumer progress) {
+    public static Result evaluate(Model model, RunnerFactory runners, int[] ids, int seqLen, int maxWindows, IntConsumer progress) {
         var c = model.config();
         if (seqLen < 2) throw new InvalidInputException("--seq-len must be at least 2, got " + seqLen);
         if (seqLen > c.maxPositions()) {
@@ -42,26 +43,28 @@ public final class Perplexity {
         int perStep = Math.max(1, Math.min(windows,
                 Math.min(MAX_STEP_TOKENS, MAX_LOGIT_FLOATS / c.vocab()) / seqLen));
         long start = System.nanoTime();
-        Transformer tf = new Transformer(model, ops, perStep * seqLen);
-        KvCache cache = KvCache.forTokens(c, perStep * (seqLen + KvCache.DEFAULT_BLOCK_SIZE));
-        Batch batch = new Batch(perStep * seqLen, perStep);
-        BlockTable[] tables = new BlockTable[perStep];
-        for (int i = 0; i < perStep; i++) tables[i] = cache.newTable();
-        float[] logits = new float[perStep * seqLen * c.vocab()];
         double nllSum = 0;
-        for (int w0 = 0; w0 < windows; w0 += perStep) {
-            int count = Math.min(perStep, windows - w0);
-            batch.clear();
-            for (int i = 0; i < count; i++) {
-                tables[i].ensure(seqLen);
-                batch.add(ids, (w0 + i) * seqLen, seqLen, 0, tables[i], true);
+        try (ModelRunner runner = runners.open(model, RunnerConfig.forSequences(perStep * seqLen, perStep, seqLen))) {
+            KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
+            Step batch = new Step(perStep * seqLen, perStep);
+            BlockTable[] tables = new BlockTable[perStep];
+            for (int i = 0; i < perStep; i++) tables[i] = new BlockTable(blocks, runner.blockSize());
+            float[] logits = new float[perStep * seqLen * c.vocab()];
+            for (int w0 = 0; w0 < windows; w0 += perStep) {
+                int count = Math.min(perStep, windows - w0);
+                batch.clear();
+                for (int i = 0; i < count; i++) {
+                    tables[i].ensure(seqLen);
+                    batch.add(ids, (w0 + i) * seqLen, seqLen, 0, tables[i].blocks(), tables[i].blockCount(),
+                            Step.Output.ALL_LOGITS);
+                }
+                runner.forward(batch, logits, null);
+                for (int i = 0; i < count; i++) {
+                    nllSum += windowNll(logits, i * seqLen, ids, (w0 + i) * seqLen, seqLen, c.vocab());
+                    tables[i].release();
+                }
+                if (progress != null) progress.accept(w0 + count);
             }
-            tf.forward(batch, cache, logits);
-            for (int i = 0; i < count; i++) {
-                nllSum += windowNll(logits, i * seqLen, ids, (w0 + i) * seqLen, seqLen, c.vocab());
-                tables[i].release();
-            }
-            if (progress != null) progress.accept(w0 + count);
         }
         double mean = nllSum / windows;
         double seconds = (System.nanoTime() - start) / 1e9;

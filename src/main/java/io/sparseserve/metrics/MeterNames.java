@@ -44,7 +44,7 @@ public final class MeterNames {
     public static final String MODEL_WEIGHT = "sparseserve.model.weight";
     /** {@code sparseserve_process_resident_memory_bytes}: RSS from /proc (mapped weights count once paged in). */
     public static final String PROCESS_RESIDENT_MEMORY = "sparseserve.process.resident.memory";
-    /** {@code sparseserve_device_memory_used_bytes{device}}, once a GPU backend exists. */
+    /** {@code sparseserve_device_memory_used_bytes{device, kind="weights"|"kv"|"workspace"}}: what the runner holds. */
     public static final String DEVICE_MEMORY_USED = "sparseserve.device.memory.used";
     /** {@code sparseserve_device_memory_total_bytes{device}}. */
     public static final String DEVICE_MEMORY_TOTAL = "sparseserve.device.memory.total";

@@ -15,6 +15,7 @@ import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.sparseserve.backend.ModelRunner;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.EngineObserver;
 import io.sparseserve.engine.TokenSink;
@@ -118,12 +119,22 @@ public final class ServingMetrics implements EngineObserver, AutoCloseable {
                 .description("Bytes of the KV cache").register(registry);
     }
 
-    /** Device memory gauges, for a backend that has devices (none on the CPU). */
-    public void bindDevice(String device, LongSupplier usedBytes, LongSupplier totalBytes) {
-        Gauge.builder(DEVICE_MEMORY_USED, usedBytes::getAsLong).baseUnit("bytes").tag(TAG_DEVICE, device)
-                .description("Device memory in use").register(registry);
-        Gauge.builder(DEVICE_MEMORY_TOTAL, totalBytes::getAsLong).baseUnit("bytes").tag(TAG_DEVICE, device)
-                .description("Device memory in total").register(registry);
+    /**
+     * Memory gauges of the runner's device, read at scrape time: used bytes by kind (weights, kv, workspace; the CPU
+     * runner's weights are the mapped files, its KV and workspace heap arrays) and the device's total.
+     */
+    public void bindDevice(ModelRunner runner) {
+        String device = runner.device();
+        usedGauge(device, "weights", () -> runner.memory().weights());
+        usedGauge(device, "kv", () -> runner.memory().kv());
+        usedGauge(device, "workspace", () -> runner.memory().workspace());
+        Gauge.builder(DEVICE_MEMORY_TOTAL, () -> runner.memory().total()).baseUnit("bytes").tag(TAG_DEVICE, device)
+                .description("Device memory in total (-1: unknown)").register(registry);
+    }
+
+    private void usedGauge(String device, String kind, LongSupplier bytes) {
+        Gauge.builder(DEVICE_MEMORY_USED, bytes::getAsLong).baseUnit("bytes").tag(TAG_DEVICE, device).tag(TAG_KIND, kind)
+                .description("Device memory the runner holds, by kind").register(registry);
     }
 
     /**

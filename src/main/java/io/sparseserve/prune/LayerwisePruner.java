@@ -1,10 +1,12 @@
 package io.sparseserve.prune;
 
 import io.sparseserve.backend.Backend;
-import io.sparseserve.engine.Batch;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
+import io.sparseserve.backend.cpu.KvCache;
+import io.sparseserve.backend.cpu.Transformer;
 import io.sparseserve.engine.BlockTable;
-import io.sparseserve.engine.KvCache;
-import io.sparseserve.engine.Transformer;
+import io.sparseserve.engine.KvBlockAllocator;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
 import io.sparseserve.model.ModelWeights.Layer;
@@ -277,7 +279,7 @@ public final class LayerwisePruner {
         final float[][] hidden;
         final Transformer tf;
         final KvCache cache;
-        final Batch batch;
+        final Step batch;
         final BlockTable[] tables;
         final float[] x;
         final Hessian.Scratch scratch = new Hessian.Scratch();
@@ -295,11 +297,14 @@ public final class LayerwisePruner {
             this.batches = (cal.nsamples() + perBatch - 1) / perBatch;
             this.hidden = new float[cal.nsamples()][seqLen * c.hidden()];
             this.tf = new Transformer(model, ops, perBatch * seqLen);
-            int blocksPerSeq = (seqLen + KvCache.DEFAULT_BLOCK_SIZE - 1) / KvCache.DEFAULT_BLOCK_SIZE;
-            this.cache = new KvCache(1, c.kvHeads(), c.headDim(), KvCache.DEFAULT_BLOCK_SIZE, perBatch * blocksPerSeq);
-            this.batch = new Batch(perBatch * seqLen, perBatch);
+            // Pruning runs one layer at a time on the CPU Transformer: a cache of one layer serves them all.
+            int blockSize = RunnerConfig.DEFAULT_BLOCK_SIZE;
+            int blocksPerSeq = (seqLen + blockSize - 1) / blockSize;
+            this.cache = new KvCache(1, c.kvHeads(), c.headDim(), blockSize, perBatch * blocksPerSeq);
+            this.batch = new Step(perBatch * seqLen, perBatch);
             this.tables = new BlockTable[perBatch];
-            for (int i = 0; i < perBatch; i++) tables[i] = cache.newTable();
+            KvBlockAllocator blocks = new KvBlockAllocator(cache.blocks());
+            for (int i = 0; i < perBatch; i++) tables[i] = new BlockTable(blocks, blockSize);
             this.x = new float[perBatch * seqLen * c.hidden()];
         }
 
@@ -309,7 +314,8 @@ public final class LayerwisePruner {
             for (int i = 0; i < count; i++) {
                 tables[i].release();
                 tables[i].ensure(seqLen);
-                batch.add(cal.samples()[first + i], 0, seqLen, 0, tables[i], false);
+                batch.add(cal.samples()[first + i], 0, seqLen, 0, tables[i].blocks(), tables[i].blockCount(),
+                        Step.Output.LAST_LOGITS);
             }
             return count;
         }

@@ -75,6 +75,7 @@ public final class SparseServer implements AutoCloseable {
         this.serving = new Serving(engine, metrics, options.modelId(), options.device(), options.limits());
         metrics.bindEngine(engine);
         metrics.bindModel(engine.model());
+        metrics.bindDevice(engine.runner());
 
         this.grpc = GrpcServer.server(vertx, new GrpcServerOptions().setMaxMessageSize(MAX_MESSAGE_BYTES));
         grpc.addService(new TextGenerationEndpoint(vertx, serving).service());

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.eval.Perplexity;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelWeights.Layer;
@@ -51,7 +51,7 @@ class PruneCommandTest {
     private static double perplexity(Path model, int windows) {
         try (Model m = Model.load(model); Tokenizer tok = Tokenizer.load(model.resolve("tokenizer.json"))) {
             int[] ids = tok.encode(Files.readString(TestData.testText60k()).substring(0, 20_000));
-            return Perplexity.evaluate(m, new CpuBackend(64), ids, 64, windows, null).perplexity();
+            return Perplexity.evaluate(m, ModelRunners.cpu(), ids, 64, windows, null).perplexity();
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
@@ -74,7 +74,7 @@ class PruneCommandTest {
         Run d = run(prune(fixture, dense, "--method", "sparsegpt", "--sparsity", "0.5", "--format", "dense"));
         assertEquals(0, d.exit(), d.err());
 
-        try (Model s = Model.load(sparse); Model dm = Model.load(dense)) {
+        try (Model s = Model.load(sparse); Model dm = Model.load(dense, Model.Compress.OFF)) {
             for (int l = 0; l < s.weights().layers().size(); l++) {
                 for (Linear lin : s.weights().layers().get(l).linears()) assertInstanceOf(BitmaskMatrix.class, lin.weight());
                 for (Linear lin : dm.weights().layers().get(l).linears()) {

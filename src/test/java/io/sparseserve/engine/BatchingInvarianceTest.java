@@ -3,7 +3,10 @@ package io.sparseserve.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.Model;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -14,13 +17,32 @@ import org.junit.jupiter.api.Test;
  */
 class BatchingInvarianceTest {
 
+    @org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp;
+
     @Test
     void logitsAloneEqualLogitsBatchedWithSequencesAtOtherPositions() {
-        for (var dir : new java.nio.file.Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT)}) {
+        // Sparse weights too: the bundled model pruned to 50% (compressed file) and to 2:4 (a dense file with zeros,
+        // compressed at load by --compress auto).
+        java.nio.file.Path sparse = tmp.resolve("sparse"), nm = tmp.resolve("nm");
+        prune(sparse, "--sparsity", "0.5", "--format", "sparse");
+        prune(nm, "--pattern", "2:4", "--format", "dense");
+        for (var dir : new java.nio.file.Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT), sparse, nm}) {
             try (Model m = Model.load(dir)) {
+                if (dir == nm) assertEquals("sparse-24-bitmask", m.weights().layers().get(0).q().weight().format());
+                if (dir == sparse) assertEquals("sparse-bitmask", m.weights().layers().get(0).q().weight().format());
                 check(m);
             }
         }
+    }
+
+    private static void prune(java.nio.file.Path out, String... args) {
+        var err = new java.io.StringWriter();
+        String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("prune", "--model",
+                TestData.bundledModel().toString(), "--out", out.toString(), "--method", "magnitude"),
+                java.util.Arrays.stream(args)).toArray(String[]::new);
+        int code = io.sparseserve.cli.Main.run(new java.io.PrintWriter(new java.io.StringWriter(), true),
+                new java.io.PrintWriter(err, true), all);
+        assertEquals(0, code, err.toString());
     }
 
     private static void check(Model m) {
@@ -46,25 +68,30 @@ class BatchingInvarianceTest {
         int vocab = m.config().vocab();
         int total = 0;
         for (int[] s : spec) total += s[0] + s[1];
-        Transformer tf = new Transformer(m, new CpuBackend(m.config().maxPositions()), total);
-        KvCache cache = KvCache.forTokens(m.config(), total + spec.length * KvCache.DEFAULT_BLOCK_SIZE);
-        Batch b = new Batch(total, spec.length);
-        float[] logits = new float[spec.length * vocab];
-        BlockTable[] tables = new BlockTable[spec.length];
-        for (int s = 0; s < spec.length; s++) {
-            tables[s] = cache.newTable();
-            tables[s].ensure(spec[s][0] + spec[s][1]);
-            if (spec[s][0] > 0) {
-                b.clear();
-                b.add(ids[s], 0, spec[s][0], 0, tables[s], false);
-                tf.forward(b, cache, logits);
+        int maxLen = 0;
+        for (int[] s : spec) maxLen = Math.max(maxLen, s[0] + s[1]);
+        try (ModelRunner runner = ModelRunners.cpu().open(m, RunnerConfig.forSequences(total, spec.length, maxLen))) {
+            KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
+            Step b = new Step(total, spec.length);
+            float[] logits = new float[spec.length * vocab];
+            BlockTable[] tables = new BlockTable[spec.length];
+            for (int s = 0; s < spec.length; s++) {
+                tables[s] = new BlockTable(blocks, runner.blockSize());
+                tables[s].ensure(spec[s][0] + spec[s][1]);
+                if (spec[s][0] > 0) {
+                    b.clear();
+                    b.add(ids[s], 0, spec[s][0], 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+                    runner.forward(b, logits, null);
+                }
             }
+            b.clear();
+            for (int s = 0; s < spec.length; s++) {
+                b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+            }
+            runner.forward(b, logits, null);
+            float[][] out = new float[spec.length][];
+            for (int s = 0; s < spec.length; s++) out[s] = java.util.Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
+            return out;
         }
-        b.clear();
-        for (int s = 0; s < spec.length; s++) b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s], false);
-        tf.forward(b, cache, logits);
-        float[][] out = new float[spec.length][];
-        for (int s = 0; s < spec.length; s++) out[s] = java.util.Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
-        return out;
     }
 }

@@ -3,7 +3,9 @@ package io.sparseserve.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
+import io.sparseserve.backend.cpu.CpuModelRunner;
 import io.sparseserve.backend.cpu.CpuPool;
 import io.sparseserve.cli.Main;
 import io.sparseserve.model.Model;
@@ -16,9 +18,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A decode step allocates nothing once the kernels are compiled: the forward pass refills its buffers and task
- * objects (no capturing lambdas, no per-layer records). Counted on the calling thread and the pool's workers, for a
- * dense BF16 model (the fused decode kernel), an F16 OPT (the general kernel, LayerNorm, ReLU, biases) and a
- * compressed sparse model.
+ * objects (no capturing lambdas, no per-layer records), whether the step returns logits or only the argmax. Counted
+ * on the calling thread and the pool's workers, for a dense BF16 model (the fused decode kernel), an F16 OPT (the
+ * general kernel, LayerNorm, ReLU, biases) and a compressed sparse model.
  */
 class DecodeAllocationTest {
     @TempDir Path tmp;
@@ -41,13 +43,13 @@ class DecodeAllocationTest {
     private static long allocatedPerStepOnceCompiled(Model m) {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuPool pool = new CpuPool(2);
-        Transformer tf = new Transformer(m, new CpuBackend(pool, m.config().maxPositions()), 1);
         int steps = Math.min(32, m.config().maxPositions());
-        KvCache cache = KvCache.forTokens(m.config(), steps);
-        BlockTable table = cache.newTable();
+        CpuModelRunner runner = new CpuModelRunner(m, RunnerConfig.forSequence(1, steps), pool);
+        BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
         table.ensure(steps);
-        Batch b = new Batch(1, 1);
+        Step b = new Step(1, 1);
         float[] logits = new float[m.config().vocab()];
+        int[] argmax = new int[1];
         int[] ids = new int[steps];
         long perStep = Long.MAX_VALUE;
         for (int round = 0; round < 300 && perStep != 0; round++) {
@@ -55,8 +57,9 @@ class DecodeAllocationTest {
             long[] before = threads.getThreadAllocatedBytes(tids);
             for (int p = 0; p < steps; p++) {
                 b.clear();
-                b.add(ids, p, 1, p, table, false);
-                tf.forward(b, cache, logits);
+                // Both outputs the engine asks for: the logits row, and the argmax alone (greedy rows).
+                b.add(ids, p, 1, p, table.blocks(), table.blockCount(), p % 2 == 0 ? Step.Output.LAST_LOGITS : Step.Output.LAST_ARGMAX);
+                runner.forward(b, logits, argmax);
             }
             long[] after = threads.getThreadAllocatedBytes(tids);
             long sum = 0;

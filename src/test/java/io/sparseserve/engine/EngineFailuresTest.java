@@ -4,8 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
 import java.time.Duration;
@@ -41,8 +42,8 @@ class EngineFailuresTest {
     }
 
     static Engine engine() {
-        return new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()),
-                new Engine.Config(64, 4, 256, 0, KvCache.DEFAULT_BLOCK_SIZE), EngineObserver.NONE);
+        return new Engine(model, tokenizer, ModelRunners.cpu(),
+                new Engine.Config(64, 4, 256, 0, RunnerConfig.DEFAULT_BLOCK_SIZE), EngineObserver.NONE);
     }
 
     @Test

@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.KvDtype;
+import io.sparseserve.backend.KvSizing;
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.model.InvalidInputException;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
@@ -26,7 +29,7 @@ import org.junit.jupiter.api.Test;
 class EngineTest {
     static Model model;
     static Tokenizer tokenizer;
-    static CpuBackend backend; // the engines' (one engine at a time)
+    static RunnerFactory backend; // the engines'
 
     static final String[] PROMPTS = {
         "The cat", "Once upon a time", "fun main() {", "val x =", "class Foo", "import kotlin", "/**", "if (a > b)",
@@ -37,7 +40,7 @@ class EngineTest {
     static void load() {
         model = Model.load(TestData.bundledModel());
         tokenizer = Tokenizer.load(TestData.bundledModel().resolve("tokenizer.json"));
-        backend = new CpuBackend(model.config().maxPositions());
+        backend = ModelRunners.cpu();
     }
 
     @AfterAll
@@ -51,8 +54,8 @@ class EngineTest {
     }
 
     static Generator.Result alone(GenerationRequest r) {
-        // Its own backend: a CpuMatmul serves one forward pass at a time, and the engine's runs meanwhile.
-        return new Generator(model, tokenizer, new CpuBackend(model.config().maxPositions())).generate(r.promptIds(), r.sampling(), r.maxNewTokens(),
+        // Its own runner (the generator opens one per call): the engine's runs meanwhile.
+        return new Generator(model, tokenizer, ModelRunners.cpu()).generate(r.promptIds(), r.sampling(), r.maxNewTokens(),
                 r.ignoreEos(), null);
     }
 
@@ -92,7 +95,7 @@ class EngineTest {
             }
         };
         // Room for 8 blocks of 16 positions (the context is 128): a few sequences at a time, so some are preempted.
-        long bytes = 8L * 16 * KvCache.bytesPerToken(model.config());
+        long bytes = 8L * 16 * KvSizing.bytesPerToken(model.config(), KvDtype.F32);
         Engine.Config config = new Engine.Config(64, 8, 64, bytes, 16);
         try (Engine engine = new Engine(model, tokenizer, backend, config, obs)) {
             List<GenerationRequest> requests = new ArrayList<>();

@@ -3,7 +3,10 @@ package io.sparseserve.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.SafetensorsWriter;
 import io.sparseserve.tensor.DType;
@@ -31,18 +34,18 @@ class NarrowAttentionHeadTest {
         try (Model model = Model.load(dir)) {
             assertEquals(HEADS * HEAD_DIM, model.config().qDim());
             int tokens = 24;
-            Transformer tf = new Transformer(model, new CpuBackend(CONTEXT), tokens);
-            KvCache cache = KvCache.forTokens(model.config(), tokens + KvCache.DEFAULT_BLOCK_SIZE);
-            BlockTable table = cache.newTable();
-            assertTrue(table.ensure(tokens));
-            int[] ids = new int[tokens];
-            for (int i = 0; i < tokens; i++) ids[i] = (i * 7) % VOCAB;
-            Batch batch = new Batch(tokens, 1);
-            batch.add(ids, 0, tokens, 0, table, true);
-            float[] logits = new float[tokens * VOCAB];
-            tf.forward(batch, cache, logits);
-            for (float v : logits) assertTrue(Float.isFinite(v));
-            table.release();
+            try (ModelRunner runner = ModelRunners.cpu().open(model, RunnerConfig.forSequence(tokens, tokens))) {
+                BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
+                assertTrue(table.ensure(tokens));
+                int[] ids = new int[tokens];
+                for (int i = 0; i < tokens; i++) ids[i] = (i * 7) % VOCAB;
+                Step step = new Step(tokens, 1);
+                step.add(ids, 0, tokens, 0, table.blocks(), table.blockCount(), Step.Output.ALL_LOGITS);
+                float[] logits = new float[tokens * VOCAB];
+                runner.forward(step, logits, null);
+                for (float v : logits) assertTrue(Float.isFinite(v));
+                table.release();
+            }
         }
     }
 

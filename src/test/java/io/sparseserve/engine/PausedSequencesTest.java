@@ -4,8 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
 import java.time.Duration;
@@ -74,12 +75,12 @@ class PausedSequencesTest {
         String[] prompts = {"The cat", "Once upon a time"};
         for (int i = 0; i < 2; i++) {
             GenerationRequest r = request(prompts[i], 40);
-            alone[i] = new Generator(model, tokenizer, new CpuBackend(model.config().maxPositions()))
+            alone[i] = new Generator(model, tokenizer, ModelRunners.cpu())
                     .generate(r.promptIds(), r.sampling(), r.maxNewTokens(), r.ignoreEos(), null);
         }
         // Two running slots, both taken by readers that stop after their first token.
-        try (Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()),
-                new Engine.Config(64, 2, 16, 0, KvCache.DEFAULT_BLOCK_SIZE), EngineObserver.NONE)) {
+        try (Engine engine = new Engine(model, tokenizer, ModelRunners.cpu(),
+                new Engine.Config(64, 2, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE), EngineObserver.NONE)) {
             StallingSink[] stalled = {new StallingSink(), new StallingSink()};
             for (int i = 0; i < 2; i++) {
                 stalled[i].handle = engine.submit(request(prompts[i], 40), stalled[i]);
@@ -104,8 +105,8 @@ class PausedSequencesTest {
 
     @Test
     void cancellingAParkedSequenceFreesIt() throws Exception {
-        try (Engine engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()),
-                new Engine.Config(64, 1, 16, 0, KvCache.DEFAULT_BLOCK_SIZE), EngineObserver.NONE)) {
+        try (Engine engine = new Engine(model, tokenizer, ModelRunners.cpu(),
+                new Engine.Config(64, 1, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE), EngineObserver.NONE)) {
             StallingSink stalled = new StallingSink();
             stalled.handle = engine.submit(request("The cat", 40), stalled);
             assertTrue(stalled.firstDelta.await(30, TimeUnit.SECONDS));

@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
 import io.sparseserve.model.ChatTemplate;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
@@ -30,7 +30,7 @@ class RealCheckpointTest {
         JsonNode ref = TestData.reference(fixture);
         Path dir = TestData.fixture(fixture);
         try (Model m = Model.load(dir); Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"))) {
-            Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
+            Generator gen = new Generator(m, tok, ModelRunners.cpu());
             JsonNode g = ref.path("greedy");
             int[] prompt = tok.encodePrompt(g.path("prompt").asText());
             assertArrayEquals(TestData.ints(g.path("prompt_ids")), prompt);
@@ -52,7 +52,7 @@ class RealCheckpointTest {
     void chatCasesGenerateTheReferenceIds(String fixture) {
         Path dir = TestData.fixture(fixture);
         try (Model m = Model.load(dir); Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"))) {
-            Generator gen = new Generator(m, tok, new CpuBackend(m.config().maxPositions()));
+            Generator gen = new Generator(m, tok, ModelRunners.cpu());
             ChatTemplate template = ChatTemplate.load(dir);
             for (JsonNode c : TestData.reference(fixture).path("chat")) {
                 int[] prompt = tok.encode(template.render(ChatTemplate.messages(c.path("messages"), "messages"), null, true));

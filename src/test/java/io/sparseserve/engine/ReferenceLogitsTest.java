@@ -5,7 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunner;
+import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerConfig;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.Model;
 import java.nio.file.Path;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -28,16 +31,15 @@ class ReferenceLogitsTest {
 
     static void checkTop5(Path dir, JsonNode ref) {
         int[] ids = TestData.ints(ref.path("eval").path("first_window_ids"));
-        try (Model m = Model.load(dir)) {
+        try (Model m = Model.load(dir);
+             ModelRunner runner = ModelRunners.cpu().open(m, RunnerConfig.forSequence(ids.length, ids.length))) {
             int vocab = m.config().vocab();
-            Transformer tf = new Transformer(m, new CpuBackend(ids.length), ids.length);
-            KvCache cache = KvCache.forTokens(m.config(), ids.length);
-            BlockTable table = cache.newTable();
+            BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
             table.ensure(ids.length);
-            Batch b = new Batch(ids.length, 1);
-            b.add(ids, 0, ids.length, 0, table, false);
+            Step b = new Step(ids.length, 1);
+            b.add(ids, 0, ids.length, 0, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
             float[] logits = new float[vocab];
-            tf.forward(b, cache, logits);
+            runner.forward(b, logits, null);
             JsonNode top5 = ref.path("last_logits_of_first_window_top5");
             for (JsonNode pair : top5) {
                 int id = pair.get(0).asInt();
@@ -51,27 +53,26 @@ class ReferenceLogitsTest {
         JsonNode g = ref.path("greedy");
         int[] prompt = TestData.ints(g.path("prompt_ids"));
         int[] expected = TestData.ints(g.path("new_ids"));
-        try (Model m = Model.load(dir)) {
+        int total = prompt.length + expected.length;
+        try (Model m = Model.load(dir);
+             ModelRunner runner = ModelRunners.cpu().open(m, RunnerConfig.forSequence(total, total))) {
             int vocab = m.config().vocab();
-            int total = prompt.length + expected.length;
-            Transformer tf = new Transformer(m, new CpuBackend(total), total);
-            KvCache cache = KvCache.forTokens(m.config(), total);
-            BlockTable table = cache.newTable();
+            BlockTable table = new BlockTable(new KvBlockAllocator(runner.kvBlocks()), runner.blockSize());
             table.ensure(total);
             int[] seq = new int[total];
             System.arraycopy(prompt, 0, seq, 0, prompt.length);
-            Batch b = new Batch(total, 1);
+            Step b = new Step(total, 1);
             float[] logits = new float[vocab];
-            b.add(seq, 0, prompt.length, 0, table, false);
-            tf.forward(b, cache, logits);
+            b.add(seq, 0, prompt.length, 0, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
+            runner.forward(b, logits, null);
             int[] got = new int[expected.length];
             for (int i = 0; i < expected.length; i++) {
                 got[i] = argmax(logits, 0, vocab);
                 int pos = prompt.length + i;
                 seq[pos] = got[i];
                 b.clear();
-                b.add(seq, pos, 1, pos, table, false);
-                tf.forward(b, cache, logits);
+                b.add(seq, pos, 1, pos, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
+                runner.forward(b, logits, null);
             }
             assertArrayEquals(expected, got);
         }

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
 import java.nio.file.Files;
@@ -29,7 +29,7 @@ class BundledModelPerplexityTest {
         try (Model model = Model.load(TestData.bundledModel());
              Tokenizer tok = Tokenizer.load(TestData.bundledModel().resolve("tokenizer.json"))) {
             int[] ids = tok.encode(Files.readString(shared.get().resolve("data/kdoc/test.txt")));
-            Perplexity.Result r = Perplexity.evaluate(model, new CpuBackend(128), ids, 128, 0, null);
+            Perplexity.Result r = Perplexity.evaluate(model, ModelRunners.cpu(), ids, 128, 0, null);
             assertEquals(1531, r.windows());
             assertEquals(want, r.perplexity(), 1e-3 * want);
         }

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparseserve.TestData;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.Tokenizer;
 import io.sparseserve.tensor.DType;
@@ -86,7 +86,7 @@ class PerplexityReferenceTest {
         try (Model m = Model.load(dir); Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"))) {
             int[] ids = tok.encode(Files.readString(TestData.testText60k()));
             int windows = ref.path("eval").path("windows").asInt();
-            Perplexity.Result r = Perplexity.evaluate(m, new CpuBackend(seqLen), ids, seqLen, windows, null);
+            Perplexity.Result r = Perplexity.evaluate(m, ModelRunners.cpu(), ids, seqLen, windows, null);
             assertEquals(windows, r.windows());
             return r.perplexity();
         } catch (IOException e) {

@@ -13,7 +13,7 @@ import io.sparseserve.api.v1.GenerateRequest;
 import io.sparseserve.api.v1.GenerateResponse;
 import io.sparseserve.api.v1.GenerateStreamResponse;
 import io.sparseserve.engine.Engine;
-import io.sparseserve.engine.KvCache;
+import io.sparseserve.backend.RunnerConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -39,7 +39,7 @@ class AdmissionAndCancellationTest {
     @BeforeAll
     static void start() throws IOException {
         Path model = ServerFixture.longContextModel(tmp.resolve("long"));
-        f = new ServerFixture(model, new Engine.Config(64, 1, 1, 0, KvCache.DEFAULT_BLOCK_SIZE));
+        f = new ServerFixture(model, new Engine.Config(64, 1, 1, 0, RunnerConfig.DEFAULT_BLOCK_SIZE));
     }
 
     @AfterAll

@@ -57,7 +57,7 @@ class DeploymentManifestTest {
              ServingMetrics metrics = new ServingMetrics()) {
             metrics.bindModel(server.model);
             metrics.bindEngine(server.engine);
-            metrics.bindDevice("cuda:0", () -> 1, () -> 2);
+            metrics.bindDevice(server.engine.runner());
             metrics.requestCompleted("ok", "length");
             scraped = new TreeSet<>();
             for (String line : metrics.scrape().split("\n")) {

@@ -9,7 +9,7 @@ import io.sparseserve.api.v1.GenerateRequest;
 import io.sparseserve.api.v1.GenerateStreamResponse;
 import io.sparseserve.api.v1.GetModelInfoRequest;
 import io.sparseserve.api.v1.ModelInfo;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.Generator;
 import io.sparseserve.engine.SamplingParams;
@@ -44,7 +44,7 @@ class PrunedModelServerTest {
         assertEquals("kdoc-llama-5m-50pct", info.getModelId());
         assertTrue(Math.abs(info.getSparsity() - 0.5) < 0.01, "sparsity " + info.getSparsity());
 
-        Generator.Result expected = new Generator(f.model, f.tokenizer, new CpuBackend(f.model.config().maxPositions()))
+        Generator.Result expected = new Generator(f.model, f.tokenizer, ModelRunners.cpu())
                 .generate(f.tokenizer.encode("Once upon a time"), SamplingParams.greedy(), 30, false, null);
         GenerateRequest request = GenerateRequest.newBuilder().setPrompt("Once upon a time").setMaxNewTokens(30).build();
         var unary = f.blocking().generate(request);

@@ -7,7 +7,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.sparseserve.TestData;
 import io.sparseserve.api.v1.TextGenerationGrpc;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
 import io.sparseserve.model.Family;
@@ -59,7 +59,7 @@ final class ServerFixture implements AutoCloseable {
         model = Model.load(modelDir);
         tokenizer = Tokenizer.load(modelDir.resolve("tokenizer.json"));
         metrics = new ServingMetrics();
-        engine = new Engine(model, tokenizer, new CpuBackend(model.config().maxPositions()), config, metrics);
+        engine = new Engine(model, tokenizer, ModelRunners.cpu(), config, metrics);
         server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, modelId, "cpu", security, limits));
         port = server.start();
         channel = security.tls() ? TlsClients.channel(port) : ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();

@@ -21,7 +21,7 @@ import io.sparseserve.api.v1.GetModelInfoRequest;
 import io.sparseserve.api.v1.ModelInfo;
 import io.sparseserve.api.v1.TokenizeRequest;
 import io.sparseserve.api.v1.TokenizeResponse;
-import io.sparseserve.backend.cpu.CpuBackend;
+import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.Generator;
 import io.sparseserve.engine.SamplingParams;
@@ -51,7 +51,7 @@ class TextGenerationServerTest {
     }
 
     static Generator.Result alone(String prompt, int maxNew) {
-        return new Generator(f.model, f.tokenizer, new CpuBackend(f.model.config().maxPositions()))
+        return new Generator(f.model, f.tokenizer, ModelRunners.cpu())
                 .generate(f.tokenizer.encode(prompt), SamplingParams.greedy(), maxNew, false, null);
     }
 
@@ -219,6 +219,12 @@ class TextGenerationServerTest {
         double rss = f.metric("sparseserve_process_resident_memory_bytes");
         assertTrue(rss > f.model.weightBytes() && rss < 64e9, "rss " + rss);
         assertTrue(f.metric("sparseserve_kv_cache_capacity_bytes") > 0);
+        // The runner's memory by kind: the CPU runner's weights are the model's, its KV blocks the engine's capacity.
+        String cpu = "sparseserve_device_memory_used_bytes{device=\"cpu\",kind=";
+        assertEquals(f.model.weightBytes(), f.metric(cpu + "\"weights\"}"));
+        assertEquals(f.engine.kvCacheBytes(), f.metric(cpu + "\"kv\"}"));
+        assertTrue(f.metric(cpu + "\"workspace\"}") > 0);
+        assertTrue(f.metric("sparseserve_device_memory_total_bytes{device=\"cpu\"}") > f.model.weightBytes());
     }
 
     @Test

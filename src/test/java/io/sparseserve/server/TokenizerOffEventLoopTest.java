@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.TestData;
 import io.sparseserve.api.v1.ChatMessage;
 import io.sparseserve.api.v1.GenerateRequest;
@@ -12,7 +13,6 @@ import io.sparseserve.api.v1.GenerateResponse;
 import io.sparseserve.api.v1.GetModelInfoRequest;
 import io.sparseserve.api.v1.TextGenerationGrpc;
 import io.sparseserve.engine.Engine;
-import io.sparseserve.engine.KvCache;
 import io.sparseserve.model.Family;
 import io.sparseserve.model.SyntheticModel;
 import io.sparseserve.tensor.DType;
@@ -67,7 +67,7 @@ class TokenizerOffEventLoopTest {
     }
 
     static ServerFixture server(int threads, int queue) throws Exception {
-        return new ServerFixture(longModel(), new Engine.Config(64, 4, 16, 0, KvCache.DEFAULT_BLOCK_SIZE), ServerSecurity.NONE,
+        return new ServerFixture(longModel(), new Engine.Config(64, 4, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE), ServerSecurity.NONE,
                 ServerLimits.defaults().withTokenizer(threads, queue));
     }
 

@@ -1,7 +1,8 @@
-package io.sparseserve.engine;
+package io.sparseserve.backend.cpu;
 
 import io.sparseserve.backend.Backend;
 import io.sparseserve.backend.Backend.AttentionLayout;
+import io.sparseserve.backend.Step;
 import io.sparseserve.model.Model;
 import io.sparseserve.model.ModelConfig;
 import io.sparseserve.model.ModelWeights;
@@ -14,9 +15,11 @@ import io.sparseserve.tensor.WeightMatrix;
 import java.util.List;
 
 /**
- * The forward pass of a decoder-only transformer over a {@link Batch} of sequences at different positions, with
- * a paged KV cache. Every linear layer runs once over all tokens of the step (that is what makes batching pay);
- * attention then looks up each token's own sequence. Buffers are sized once for the largest step.
+ * The forward pass of a decoder-only transformer over a {@link Step} of sequences at different positions, with
+ * a paged KV cache, on the per-operation {@link Backend}: the CPU runner's ({@link CpuModelRunner}), and pruning's,
+ * which runs single layers with pruned copies ({@link #layer}). Every linear layer runs once over all tokens of the
+ * step (that is what makes batching pay); attention then looks up each token's own sequence. Buffers are sized once
+ * for the largest step.
  */
 public final class Transformer {
     private final ModelConfig c;
@@ -77,41 +80,53 @@ public final class Transformer {
         void observe(List<Linear> readers, float[] input, int tokens);
     }
 
-    /** Runs one step and writes {@code batch.logitRows()} rows of vocabulary logits into {@code logits}. */
-    public void forward(Batch b, KvCache cache, float[] logits) {
+    /**
+     * Runs one step and writes the vocabulary logits of the rows the step returns into {@code logits}: first the
+     * {@code step.logitRows()} rows of the sequences that want logits, then one row for each sequence that wants an
+     * argmax, in sequence order (the caller sizes logits for both).
+     */
+    public void forward(Step b, KvCache cache, float[] logits) {
         checkTokens(b);
         embed(b, x);
         for (int l = 0; l < w.layers().size(); l++) layer(w.layers().get(l), b, cache, l, x, null);
         head(b, x, logits);
     }
 
+    /** Bytes of the activation buffers. */
+    public long activationBytes() {
+        long floats = x.length + xb.length + q.length + k.length + v.length + att.length + hb.length + hb2.length;
+        return floats * Float.BYTES;
+    }
+
     /** Writes the input embeddings (token plus learned position, where the family has them) of the batch into x. */
-    public void embed(Batch b, float[] x) {
+    public void embed(Step b, float[] x) {
         checkTokens(b);
-        int n = b.tokens, hidden = c.hidden();
-        for (int t = 0; t < n; t++) w.embed().decode(b.tokenIds[t], 1, 0, hidden, x, t * hidden);
+        int n = b.tokens(), hidden = c.hidden();
+        int[] ids = b.tokenIds(), positions = b.positions();
+        for (int t = 0; t < n; t++) w.embed().decode(ids[t], 1, 0, hidden, x, t * hidden);
         if (w.positions() instanceof Positions.Learned p) {
-            for (int t = 0; t < n; t++) p.table().decode(b.positions[t] + p.offset(), 1, 0, hidden, xb, t * hidden);
+            for (int t = 0; t < n; t++) p.table().decode(positions[t] + p.offset(), 1, 0, hidden, xb, t * hidden);
             ops.add(x, xb, n * hidden);
         }
     }
 
     /**
-     * Runs one decoder layer in place on the residual stream x ({@code b.tokens} rows), its keys and values going to
+     * Runs one decoder layer in place on the residual stream x ({@code b.tokens()} rows), its keys and values going to
      * layer {@code cacheLayer} of the cache. The layer need not be the model's own: pruning passes pruned copies.
      */
-    public void layer(Layer layer, Batch b, KvCache cache, int cacheLayer, float[] x, LinearInputs observer) {
+    public void layer(Layer layer, Step b, KvCache cache, int cacheLayer, float[] x, LinearInputs observer) {
         checkTokens(b);
-        int n = b.tokens, hidden = c.hidden();
-        layout.set(n, b.positions, b.tokenSeq, b.tables, cache.blockSize(), c.heads(), c.kvHeads(), c.headDim());
+        int n = b.tokens(), hidden = c.hidden();
+        int[] positions = b.positions();
+        layout.set(n, positions, b.tokenSeq(), b.blockTables(), cache.blockSize(), c.heads(), c.kvHeads(), c.headDim());
         norm(layer.attnNorm(), x, xb, n);
         if (observer != null) observer.observe(List.of(layer.q(), layer.k(), layer.v()), xb, n);
         linears(xb, n, qkvOut, layer.q(), layer.k(), layer.v());
         if (w.positions() instanceof Positions.Rotary r) {
-            ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), b.positions, r.cos(), r.sin());
-            ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), b.positions, r.cos(), r.sin());
+            ops.rope(q, n, c.qDim(), c.heads(), c.headDim(), positions, r.cos(), r.sin());
+            ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), positions, r.cos(), r.sin());
         }
-        cache.store(cacheLayer, k, v, n, b.positions, b.tokenSeq, b.tables);
+        cache.store(cacheLayer, k, v, n, positions, b.tokenSeq(), b.blockTables());
         ops.attention(layout, q, cache.keys(cacheLayer), cache.values(cacheLayer), att);
         if (observer != null) observer.observe(List.of(layer.o()), att, n);
         linear(layer.o(), att, n, xb);
@@ -137,23 +152,32 @@ public final class Transformer {
         ops.add(x, xb, n * hidden);
     }
 
-    /** The final norm and the head over the rows of x whose logits the batch wants, into {@code logits}. */
-    public void head(Batch b, float[] x, float[] logits) {
+    /**
+     * The final norm and the head over the rows of x whose logits the step wants, into {@code logits}: the logits rows
+     * in sequence order, then the argmax sequences' last rows ({@link #forward}).
+     */
+    public void head(Step b, float[] x, float[] logits) {
         int hidden = c.hidden();
         // Only the rows whose logits are wanted go through the final norm and the (large) head.
         int rows = 0;
-        for (int s = 0; s < b.seqs; s++) {
-            int from = b.seqAllLogits[s] ? b.seqStart[s] : b.seqStart[s] + b.seqCount[s] - 1;
-            int count = b.seqAllLogits[s] ? b.seqCount[s] : 1;
+        for (int s = 0; s < b.sequences(); s++) {
+            if (b.output(s) == Step.Output.LAST_ARGMAX) continue;
+            int count = b.rows(s);
+            int from = b.lastToken(s) + 1 - count;
             System.arraycopy(x, from * hidden, att, rows * hidden, count * hidden);
             rows += count;
+        }
+        for (int s = 0; s < b.sequences(); s++) {
+            if (b.output(s) != Step.Output.LAST_ARGMAX) continue;
+            System.arraycopy(x, b.lastToken(s) * hidden, att, rows * hidden, hidden);
+            rows++;
         }
         norm(w.finalNorm(), att, xb, rows);
         ops.matmul(w.lmHead(), xb, 0, rows, logits, 0, null);
     }
 
-    private void checkTokens(Batch b) {
-        if (b.tokens > maxTokens) throw new IllegalArgumentException("step of " + b.tokens + " tokens exceeds " + maxTokens);
+    private void checkTokens(Step b) {
+        if (b.tokens() > maxTokens) throw new IllegalArgumentException("step of " + b.tokens() + " tokens exceeds " + maxTokens);
     }
 
     private void norm(Norm norm, float[] in, float[] out, int n) {

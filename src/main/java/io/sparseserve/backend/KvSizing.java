@@ -1,0 +1,112 @@
+package io.sparseserve.backend;
+
+import io.sparseserve.model.ModelConfig;
+import java.util.Locale;
+
+/**
+ * How many KV blocks a runner holds: pure arithmetic, tested without a device.
+ *
+ * <p>On a GPU (vLLM's {@code gpu_memory_utilization}, "the fraction of GPU memory to be used for the model executor"):
+ * the runner may fill {@code total * utilization} bytes of the device, less what others held before it started
+ * ({@code total - freeAtStart}); after its weights, workspace and activations the rest is KV blocks. At least one
+ * sequence of the full context length must fit, else the model does not fit and the message says by how much.
+ */
+public final class KvSizing {
+    private KvSizing() {}
+
+    private static final double GIB = 1024.0 * 1024 * 1024;
+
+    /** Bytes of keys and values of one position over all layers. */
+    public static long bytesPerToken(ModelConfig c, KvDtype dtype) {
+        return 2L * c.layers() * c.kvDim() * dtype.bytes();
+    }
+
+    public static long bytesPerBlock(ModelConfig c, int blockSize, KvDtype dtype) {
+        return bytesPerToken(c, dtype) * blockSize;
+    }
+
+    /** Blocks one sequence of {@code positions} positions needs. */
+    public static int blocksFor(int positions, int blockSize) {
+        return (positions + blockSize - 1) / blockSize;
+    }
+
+    /**
+     * What a device has and what the runner allocated before its KV cache.
+     *
+     * @param totalBytes the device's memory ({@code cuMemGetInfo}'s total)
+     * @param freeAtStartBytes free before the runner allocated anything (others' use = total - this)
+     * @param utilization the fraction of the device the runner may fill, in (0, 1]
+     * @param weightBytes the weights as uploaded
+     * @param workspaceBytes library workspaces, graphs, scratch
+     * @param activationBytes the activation buffers for the largest step
+     */
+    public record DeviceBudget(long totalBytes, long freeAtStartBytes, double utilization, long weightBytes,
+                               long workspaceBytes, long activationBytes) {
+        public DeviceBudget {
+            if (totalBytes <= 0 || freeAtStartBytes < 0 || freeAtStartBytes > totalBytes) {
+                throw new IllegalArgumentException("device memory: total " + totalBytes + ", free " + freeAtStartBytes);
+            }
+            if (!(utilization > 0 && utilization <= 1)) throw new IllegalArgumentException("utilization " + utilization);
+            if (weightBytes < 0 || workspaceBytes < 0 || activationBytes < 0) throw new IllegalArgumentException("negative bytes");
+        }
+
+        /** Bytes the runner may fill: its share of the device less what others hold. */
+        public long allowedBytes() {
+            long othersHold = totalBytes - freeAtStartBytes;
+            return Math.max(0, (long) Math.floor(totalBytes * utilization) - othersHold);
+        }
+
+        /** Bytes before any KV block. */
+        public long fixedBytes() {
+            return weightBytes + workspaceBytes + activationBytes;
+        }
+    }
+
+    /**
+     * KV blocks on a GPU: (allowed - weights - workspace - activations) / bytes per block, at most {@code maxBlocks}
+     * (an int-indexed table; or an exact capacity asked for). Throws {@link DeviceUnavailableException} "needs X GiB, Y
+     * GiB free" when fewer than {@code minBlocks} (one full-length sequence) fit.
+     */
+    public static int gpuBlocks(String device, DeviceBudget b, long bytesPerBlock, int minBlocks, long maxBlocks) {
+        if (bytesPerBlock <= 0 || minBlocks < 1 || maxBlocks < minBlocks) throw new IllegalArgumentException("block sizing");
+        long left = b.allowedBytes() - b.fixedBytes();
+        long blocks = left <= 0 ? 0 : left / bytesPerBlock;
+        if (blocks < minBlocks) {
+            long needs = b.fixedBytes() + minBlocks * bytesPerBlock;
+            throw new DeviceUnavailableException(String.format(Locale.ROOT,
+                    "%s: the model needs %s GiB (weights %s GiB, workspace and activations %s GiB, KV for one "
+                            + "full-length sequence %s GiB), %s GiB free at --gpu-memory-utilization %s",
+                    device, gib(needs), gib(b.weightBytes()), gib(b.workspaceBytes() + b.activationBytes()),
+                    gib(minBlocks * bytesPerBlock), gib(b.allowedBytes()), b.utilization()));
+        }
+        return (int) Math.min(Math.min(blocks, maxBlocks), Integer.MAX_VALUE);
+    }
+
+    /**
+     * KV blocks for an exact capacity asked for ({@link KvCapacity.Blocks} or {@link KvCapacity.Bytes}); an
+     * {@link KvCapacity.Auto} capacity is the device's to size. At least one block.
+     */
+    public static int exactBlocks(KvCapacity capacity, long bytesPerBlock) {
+        return switch (capacity) {
+            case KvCapacity.Blocks b -> b.blocks();
+            case KvCapacity.Bytes b -> (int) Math.max(1, Math.min(Integer.MAX_VALUE, b.bytes() / bytesPerBlock));
+            case KvCapacity.Auto a -> throw new IllegalArgumentException("an automatic capacity is sized by the device");
+        };
+    }
+
+    /**
+     * KV blocks on the CPU for an automatic capacity: enough for {@code a.sequences()} sequences of
+     * {@code a.positionsEach()} positions, but at most half of the heap that is free now (the weights are
+     * memory-mapped outside the heap), and at least one such sequence.
+     */
+    public static int cpuAutoBlocks(KvCapacity.Auto a, int blockSize, long bytesPerBlock, long freeHeapBytes) {
+        long perSeq = blocksFor(a.positionsEach(), blockSize);
+        long want = a.sequences() * perSeq;
+        long fit = Math.max(0, freeHeapBytes / 2) / bytesPerBlock;
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(perSeq, Math.min(want, fit)));
+    }
+
+    static String gib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f", bytes / GIB);
+    }
+}

@@ -1,0 +1,70 @@
+package io.sparseserve.backend;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.sparseserve.model.InvalidInputException;
+import org.junit.jupiter.api.Test;
+
+/** {@code --device}, {@code --kv-dtype}, {@code --sparse-kernel} and {@code --gpu-memory-utilization} values. */
+class DeviceTest {
+
+    @Test
+    void parsesEveryAcceptedForm() {
+        assertEquals(Device.CPU, Device.parse("cpu"));
+        assertEquals(new Device(Device.Kind.CUDA, new int[] {0}), Device.parse("cuda"));
+        assertEquals(3, Device.parse("cuda:3").ordinal());
+        assertArrayEquals(new int[] {0, 2, 1}, Device.parse("cuda:0,2,1").ordinals());
+        for (String s : new String[] {"cpu", "cuda:0", "cuda:7", "cuda:0,1"}) assertEquals(s, Device.parse(s).toString());
+        assertEquals("cuda:0", Device.parse("cuda").toString());
+    }
+
+    @Test
+    void refusesBadSpecsWithOneLineNamingTheOption() {
+        for (String s : new String[] {"", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:a", "cuda:1,", "cuda:,1", "cuda:99999",
+                "cpu:0", "cuda:0;1", "cuda 0"}) {
+            InvalidInputException e = assertThrows(InvalidInputException.class, () -> Device.parse(s), s);
+            assertTrue(e.getMessage().startsWith("--device must be cpu, cuda, cuda:N or cuda:N,M,..."), e.getMessage());
+            assertEquals(1, e.getMessage().lines().count());
+        }
+        InvalidInputException twice = assertThrows(InvalidInputException.class, () -> Device.parse("cuda:1,1"));
+        assertEquals("--device cuda:1,1 lists cuda:1 twice", twice.getMessage());
+    }
+
+    @Test
+    void kvDtypeDefaultsPerDeviceAndTheCpuRefusesBf16() {
+        DeviceOptions defaults = DeviceOptions.defaults();
+        assertEquals(KvDtype.F32, defaults.kvDtypeFor(Device.CPU));
+        assertEquals(KvDtype.BF16, defaults.kvDtypeFor(Device.parse("cuda:1")));
+        assertEquals(KvDtype.F32, new DeviceOptions(KvDtype.F32, 0.9, SparseKernel.AUTO).kvDtypeFor(Device.parse("cuda")));
+        InvalidInputException e = assertThrows(InvalidInputException.class,
+                () -> ModelRunners.factory(Device.CPU, new DeviceOptions(KvDtype.BF16, 0.9, SparseKernel.AUTO)));
+        assertEquals("--kv-dtype bf16 is not supported on the cpu (f32 only)", e.getMessage());
+        assertEquals(KvDtype.BF16, KvDtype.parse("bf16"));
+        assertEquals("--kv-dtype must be bf16 or f32, got 'f16'",
+                assertThrows(InvalidInputException.class, () -> KvDtype.parse("f16")).getMessage());
+    }
+
+    @Test
+    void severalGpusAreParsedButRefused() {
+        InvalidInputException e = assertThrows(InvalidInputException.class,
+                () -> ModelRunners.factory(Device.parse("cuda:0,1"), DeviceOptions.defaults()));
+        assertTrue(e.getMessage().startsWith("--device cuda:0,1: splitting a model over several GPUs is not supported yet"),
+                e.getMessage());
+    }
+
+    @Test
+    void utilizationAndSparseKernelAreChecked() {
+        for (double u : new double[] {0, -0.1, 1.01, Double.NaN}) {
+            InvalidInputException e = assertThrows(InvalidInputException.class,
+                    () -> new DeviceOptions(null, u, SparseKernel.AUTO));
+            assertTrue(e.getMessage().startsWith("--gpu-memory-utilization must be in (0, 1]"), e.getMessage());
+        }
+        assertEquals(1.0, new DeviceOptions(null, 1.0, SparseKernel.OWN).gpuMemoryUtilization());
+        assertEquals(SparseKernel.CUSPARSE, SparseKernel.parse("cusparse"));
+        assertEquals("--sparse-kernel must be auto, own, cusparse or dense, got 'csr'",
+                assertThrows(InvalidInputException.class, () -> SparseKernel.parse("csr")).getMessage());
+    }
+}

@@ -1,0 +1,121 @@
+package io.sparseserve.backend.cpu;
+
+import io.sparseserve.tensor.BitmaskMatrix;
+import io.sparseserve.tensor.DType;
+import io.sparseserve.tensor.DenseMatrix;
+import io.sparseserve.tensor.DTypeConvert;
+import io.sparseserve.tensor.MaskedMatrix;
+import io.sparseserve.tensor.NmMatrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Kernel micro-benchmark in the manner of JMH (warm-up until compiled, then alternating measured rounds, medians), run
+ * by hand, never by the test suite: single-threaded matrix-times-vector for dense BF16 and the sparse decode kernels
+ * on one shape, reported as nanoseconds per 16 columns per row, so that kernels are compared on the same machine state.
+ *
+ * <pre>
+ * mvn -q -B -o test-compile && java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes \
+ *     io.sparseserve.backend.cpu.SparseKernelBench [rows cols sparsity rounds]   (-Donly=prefix,... -Dreps=N)
+ * </pre>
+ */
+public final class SparseKernelBench {
+    private SparseKernelBench() {}
+
+    public static void main(String[] args) {
+        int rows = args.length > 0 ? Integer.parseInt(args[0]) : 2048;
+        int cols = args.length > 1 ? Integer.parseInt(args[1]) : 768;
+        double sparsity = args.length > 2 ? Double.parseDouble(args[2]) : 0.5;
+        int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 9;
+        SplittableRandom rnd = new SplittableRandom(7);
+        float[] w = new float[rows * cols], w24 = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) w[i] = rnd.nextDouble() < sparsity ? 0f : (float) rnd.nextGaussian();
+        for (int i = 0; i < w.length; i += 4) {
+            int a = rnd.nextInt(4), b = (a + 1 + rnd.nextInt(3)) % 4;
+            w24[i + a] = 1f + (float) rnd.nextGaussian();
+            w24[i + b] = 1f + (float) rnd.nextGaussian();
+        }
+        float[] x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
+        DenseMatrix dense = denseBf16(w, rows, cols);
+        BitmaskMatrix heap = BitmaskMatrix.fromDense(w, rows, cols, DType.BF16);
+        BitmaskMatrix bm = new BitmaskMatrix(offHeap(heap.values()), offHeap(heap.bitmask()), offHeap(heap.rowOffsets()),
+                DType.BF16, rows, cols);
+        NmMatrix heap24 = NmMatrix.fromDense(w24, rows, cols, 2, 4, DType.BF16);
+        NmMatrix nm = new NmMatrix(offHeap(heap24.values()), offHeap(heap24.bitmask()), DType.BF16, rows, cols, 2, 4);
+        float[] xe = new float[cols / 2], xo = new float[cols / 2];
+        Bf16Gemv.split(x, 0, cols, xe, xo);
+        float[] y = new float[rows];
+        Map<String, Runnable> variants = new LinkedHashMap<>();
+        int q = rows / 4;
+        variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
+        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q); });
+        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q); });
+        variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
+        variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
+        variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
+        variants.put("widen-only(per16kept)", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.widenOnly(bm, x, y, r, q); });
+        if (args.length > 4) variants.put("bitmask-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(bm, xe, xo, y, r, q); });
+        if (args.length > 4) variants.put("nm24-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(nm, xe, xo, y, r, q); });
+        variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
+        // The whole product through CpuMatmul on one thread, at batch sizes: decode (1), batched decode, prefill.
+        CpuMatmul mm = new CpuMatmul(new CpuPool(1));
+        for (int tokens : new int[] {1, 16, 256}) {
+            float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
+            for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
+            variants.put("matmul-dense-t" + tokens, () -> mm.matmul(dense, xs, 0, tokens, ys, 0, null));
+            variants.put("matmul-bitmask-t" + tokens, () -> mm.matmul(bm, xs, 0, tokens, ys, 0, null));
+            variants.put("matmul-nm24-t" + tokens, () -> mm.matmul(nm, xs, 0, tokens, ys, 0, null));
+        }
+        variants.put("bitmask-expandfloats", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandFloats(bm, x, y, r, q); });
+        String only = System.getProperty("only");
+        if (only != null) variants.keySet().removeIf(k -> !k.equals("dense-bf16") && java.util.Arrays.stream(only.split(",")).noneMatch(k::startsWith));
+        long warmEnd = System.nanoTime() + 4_000_000_000L;
+        while (System.nanoTime() < warmEnd) variants.values().forEach(Runnable::run);
+        Map<String, double[]> times = new LinkedHashMap<>();
+        variants.keySet().forEach(k -> times.put(k, new double[rounds]));
+        int reps = Integer.getInteger("reps", 20);
+        for (int round = 0; round < rounds; round++) {
+            for (var e : variants.entrySet()) {
+                // matmul-*-tN: N token rows per call; times are per token, and big products repeat less.
+                int tokens = e.getKey().contains("-t") ? Integer.parseInt(e.getKey().substring(e.getKey().lastIndexOf("-t") + 2)) : 1;
+                int n = Math.max(1, reps / Math.max(1, tokens / 8));
+                long t0 = System.nanoTime();
+                for (int i = 0; i < n; i++) e.getValue().run();
+                times.get(e.getKey())[round] = (System.nanoTime() - t0) / (double) n / tokens / rows / (cols / 16.0);
+            }
+        }
+        System.out.printf("shape [%d, %d], sparsity %.2f, %d rounds, one thread: ns per 16 columns per row per token (median)%n",
+                rows, cols, sparsity, rounds);
+        times.forEach((k, v) -> {
+            String ref = k.startsWith("matmul-") ? "matmul-dense" + k.substring(k.lastIndexOf("-t")) : "dense-bf16";
+            double b = median(times.getOrDefault(ref, times.get("dense-bf16")));
+            System.out.printf("%-24s %.3f ns  speed vs %s %.2fx%n", k, median(v), ref, b / median(v));
+        });
+    }
+
+    /** Native memory, as weights mapped from a file or compressed at load are. */
+    static MemorySegment offHeap(MemorySegment heap) {
+        return Arena.global().allocate(heap.byteSize(), 64).copyFrom(heap);
+    }
+
+    static DenseMatrix denseBf16(float[] w, int rows, int cols) {
+        MemorySegment seg = Arena.global().allocate(2L * rows * cols, 64);
+        for (int i = 0; i < rows * cols; i++) DTypeConvert.setFloat(seg, DType.BF16, i, w[i]);
+        return new DenseMatrix(seg, DType.BF16, rows, cols);
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+}
