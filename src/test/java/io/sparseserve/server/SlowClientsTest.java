@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.engine.Engine;
-import io.sparseserve.engine.KvCache;
 import io.sparseserve.model.Family;
 import io.sparseserve.model.SyntheticModel;
 import io.sparseserve.tensor.DType;
@@ -102,7 +102,7 @@ class SlowClientsTest {
         SyntheticModel.write(new SyntheticModel.Shape(Family.LLAMA, 64, 1, 4, 4, 128, 4096, 32768), DType.F32, 5,
                 TestData.bundledModel().resolve("tokenizer.json"), model);
         Files.writeString(model.resolve("chat_template.jinja"), ChatModels.TEMPLATE);
-        try (ServerFixture f = new ServerFixture(model, new Engine.Config(64, 4, 16, 0, KvCache.DEFAULT_BLOCK_SIZE),
+        try (ServerFixture f = new ServerFixture(model, new Engine.Config(64, 4, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE),
                 ServerSecurity.NONE, ServerLimits.defaults().withStreamIdleTimeout(Duration.ofSeconds(1)))) {
             List<String> lines = new CopyOnWriteArrayList<>();
             f.server.accessLog().addListener(lines::add);
