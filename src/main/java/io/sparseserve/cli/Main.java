@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 @Command(name = "sparse-serve", mixinStandardHelpOptions = true, version = "sparse-serve 0.1.0",
         description = "Serve, prune and evaluate pruned (sparse) large language models.",
         subcommands = {ServeCommand.class, LoadtestCommand.class, AbuseCommand.class, GenerateCommand.class, EvalCommand.class, PruneCommand.class, InspectCommand.class, BenchCommand.class, PlanCommand.class,
-                SynthCommand.class, CommandLine.HelpCommand.class})
+                SynthCommand.class, GpuCalibrateCommand.class, GpuCompareCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static final int EXIT_OK = 0;

@@ -1,5 +1,9 @@
 package io.sparseserve.server;
 
+import static io.sparseserve.server.HttpCalls.event;
+import static io.sparseserve.server.HttpCalls.finishReason;
+import static io.sparseserve.server.HttpCalls.json;
+import static io.sparseserve.server.HttpCalls.usage;
 import static io.sparseserve.server.JsonFields.bool;
 import static io.sparseserve.server.JsonFields.integer;
 import static io.sparseserve.server.JsonFields.longValue;
@@ -8,9 +12,9 @@ import static io.sparseserve.server.JsonFields.string;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.sparseserve.engine.Engine;
 import io.sparseserve.engine.GenerationRequest;
 import io.sparseserve.engine.SamplingParams;
+import io.sparseserve.engine.Seeds;
 import io.sparseserve.engine.TokenSink;
 import io.sparseserve.engine.TopLogprobs;
 import io.sparseserve.model.ChatTemplate;
@@ -26,8 +30,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * OpenAI-compatible {@code POST /v1/chat/completions}: the messages go through the model's chat template
@@ -40,15 +42,16 @@ import org.slf4j.LoggerFactory;
  * error with its own message (400).
  */
 final class ChatRoutes {
-    private static final Logger log = LoggerFactory.getLogger(ChatRoutes.class);
     private static final int MAX_BODY_BYTES = 4 << 20;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Serving serving;
+    private final HttpCalls calls;
     private final AtomicLong ids = new AtomicLong();
 
     ChatRoutes(Serving serving) {
         this.serving = serving;
+        this.calls = new HttpCalls(serving);
     }
 
     void mount(Router router) {
@@ -59,70 +62,43 @@ final class ChatRoutes {
     /** What a request asks for besides the engine request: how to answer. */
     private record Shape(boolean stream, boolean includeUsage, boolean logprobs, boolean returnTokenIds) {}
 
+    /** A request as parsed from the body: what the engine runs, and how to answer. */
+    private record Parsed(GenerationRequest request, Shape shape) {}
+
     private void chat(RoutingContext rc) {
-        HttpServerResponse response = rc.response();
-        if (serving.draining()) {
-            error(response, 503, "the server is shutting down", "unavailable");
-            return;
-        }
-        GenerationRequest request;
-        Shape shape;
+        AccessLog.Entry entry = calls.begin(rc, "POST /v1/chat/completions");
+        // Rendering the template and tokenizing a long conversation happen on the tokenizer pool, not the event loop.
+        calls.accept(rc, entry, body -> parse(body, entry), (response, parsed) -> start(response, parsed, entry));
+    }
+
+    private Parsed parse(JsonObject body, AccessLog.Entry entry) {
         try {
-            JsonObject body;
-            try {
-                body = rc.body().asJsonObject();
-            } catch (RuntimeException e) {
-                throw new InvalidInputException("the body is not valid JSON: " + e.getMessage());
-            }
-            if (body == null) throw new InvalidInputException("the body must be a JSON object");
             JsonObject options = body.getValue("stream_options") instanceof JsonObject o ? o : new JsonObject();
-            shape = new Shape(bool(body, "stream", false), bool(options, "include_usage", false),
+            Shape shape = new Shape(bool(body, "stream", false), bool(options, "include_usage", false),
                     bool(body, "logprobs", false), bool(body, "return_token_ids", false));
-            request = toEngine(body, shape);
+            return new Parsed(toEngine(body, shape, entry.requestId()), shape);
         } catch (InvalidInputException e) {
-            error(response, 400, e.getMessage(), "invalid_request_error");
-            return;
+            throw e;
+        } catch (RuntimeException e) { // a field of an unexpected JSON type that a check missed
+            throw new InvalidInputException("the body is not a valid chat completion request: " + e.getMessage());
         }
+    }
+
+    private void start(HttpServerResponse response, Parsed parsed, AccessLog.Entry entry) {
+        GenerationRequest request = parsed.request();
+        Shape shape = parsed.shape();
         String id = "chatcmpl-" + ids.incrementAndGet();
         long created = System.currentTimeMillis() / 1000;
-        ContextSink sink = shape.stream() ? streamingSink(id, created, response, shape, request)
-                : unarySink(id, created, response, shape, request);
-        Engine.Handle handle;
-        try {
-            handle = serving.engine().submit(request, sink);
-        } catch (InvalidInputException e) {
-            sink.close();
-            error(response, 400, e.getMessage(), "invalid_request_error");
-            return;
-        } catch (Engine.QueueFullException e) {
-            sink.close();
-            error(response, 429, e.getMessage(), "rate_limit_exceeded");
-            return;
-        } catch (Engine.ClosedException e) {
-            sink.close();
-            error(response, 503, e.getMessage(), "unavailable");
-            return;
-        } catch (RuntimeException e) {
-            sink.close();
-            log.error("cannot start chat completion", e);
-            error(response, 500, "internal error: " + e, "server_error");
-            return;
-        }
-        sink.attach(handle);
-        response.closeHandler(v -> {
-            if (sink.closed()) return;
-            sink.cancel();
-            serving.metrics().requestCompleted("cancelled", "none");
-        });
-        if (shape.stream()) {
-            response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
-            response.drainHandler(v -> handle.resume());
+        ContextSink sink = shape.stream() ? streamingSink(id, created, response, shape, entry)
+                : unarySink(id, created, response, shape, request, entry);
+        if (calls.submit(response, entry, request, sink, shape.stream()) && shape.stream()) {
             // OpenAI's first chunk carries the role.
             event(response, chunk(id, created, choice(new JsonObject().put("role", "assistant").put("content", ""), null)));
         }
     }
 
-    private ContextSink unarySink(String id, long created, HttpServerResponse response, Shape shape, GenerationRequest request) {
+    private ContextSink unarySink(String id, long created, HttpServerResponse response, Shape shape, GenerationRequest request,
+            AccessLog.Entry entry) {
         StringBuilder text = new StringBuilder();
         List<TopLogprobs> logprobs = new ArrayList<>();
         List<Integer> tokenIds = new ArrayList<>();
@@ -145,44 +121,44 @@ final class ChatRoutes {
                 JsonObject body = new JsonObject().put("id", id).put("object", "chat.completion").put("created", created)
                         .put("model", serving.modelId()).put("choices", new JsonArray().add(choice)).put("usage", usage(f));
                 if (shape.returnTokenIds()) body.put("prompt_token_ids", ids(request.promptIds()));
-                json(response, 200, body);
+                json(response, 200, body.put("seed", entry.seed()));
                 serving.metrics().requestCompleted("ok", f.reason().name());
+                entry.finished("200", f);
             }
 
             @Override
             public void error(Throwable e) {
-                failed(response, e);
+                calls.failed(response, entry, e, "chat completion failed");
             }
         });
     }
 
-    private ContextSink streamingSink(String id, long created, HttpServerResponse response, Shape shape, GenerationRequest request) {
+    private ContextSink streamingSink(String id, long created, HttpServerResponse response, Shape shape, AccessLog.Entry entry) {
         ContextSink[] self = new ContextSink[1];
         self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
             @Override
             public void delta(TokenSink.Delta d) {
                 if (d.text().isEmpty() && !shape.logprobs() && !shape.returnTokenIds()) return;
                 event(response, chunk(id, created, new JsonObject().put("content", d.text()), d, null));
-                if (response.writeQueueFull()) self[0].handle().pause();
+                calls.afterWrite(response, self[0], entry);
             }
 
             @Override
             public void finish(TokenSink.Delta last, TokenSink.Finished f) {
                 JsonObject delta = last.text().isEmpty() ? new JsonObject() : new JsonObject().put("content", last.text());
-                event(response, chunk(id, created, delta, last, finishReason(f)));
+                event(response, chunk(id, created, delta, last, finishReason(f)).put("seed", entry.seed()));
                 if (shape.includeUsage()) {
                     event(response, new JsonObject().put("id", id).put("object", "chat.completion.chunk").put("created", created)
                             .put("model", serving.modelId()).put("choices", new JsonArray()).put("usage", usage(f)));
                 }
                 response.end("data: [DONE]\n\n");
                 serving.metrics().requestCompleted("ok", f.reason().name());
+                entry.finished("200", f);
             }
 
             @Override
             public void error(Throwable e) {
-                event(response, errorBody(e.getMessage(), "server_error"));
-                response.end();
-                serving.metrics().requestCompleted(e instanceof Engine.ClosedException ? "unavailable" : "internal", "none");
+                calls.streamFailed(response, entry, e, "chat completion failed");
             }
 
             private JsonObject chunk(String id, long created, JsonObject delta, TokenSink.Delta d, String finishReason) {
@@ -204,7 +180,7 @@ final class ChatRoutes {
         return new JsonObject().put("index", 0).put("delta", delta).put("logprobs", null).put("finish_reason", finishReason);
     }
 
-    private GenerationRequest toEngine(JsonObject b, Shape shape) {
+    private GenerationRequest toEngine(JsonObject b, Shape shape, String requestId) {
         String model = string(b, "model", null);
         if (model != null && !model.equals(serving.modelId())) {
             throw new InvalidInputException("model '" + model + "' is not served here (this server serves '" + serving.modelId() + "')");
@@ -227,7 +203,8 @@ final class ChatRoutes {
         int topK = integer(b, "top_k", 0);
         SamplingParams sampling = new SamplingParams(number(b, "temperature", 1f), topK == -1 ? 0 : topK,
                 number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
-                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), longValue(b, "seed", 0L));
+                number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f),
+                b.getValue("seed") == null ? Seeds.fresh() : longValue(b, "seed", 0L));
         List<String> stop = new ArrayList<>();
         Object s = b.getValue("stop");
         if (s instanceof String str) stop.add(str);
@@ -254,7 +231,8 @@ final class ChatRoutes {
         int context = serving.modelInfo().getContextLength();
         int maxTokens = b.getValue("max_completion_tokens") != null ? integer(b, "max_completion_tokens", 0)
                 : integer(b, "max_tokens", Math.max(1, context - ids.length));
-        return new GenerationRequest(string(b, "user", ""), ids, sampling, maxTokens, integer(b, "min_tokens", 0), stop,
+        string(b, "user", ""); // accepted (OpenAI's end-user label), type-checked, not used
+        return new GenerationRequest(requestId, ids, sampling, maxTokens, integer(b, "min_tokens", 0), stop,
                 stopTokenIds, bool(b, "ignore_eos", false), logprobs, bool(b, "skip_special_tokens", true));
     }
 
@@ -280,49 +258,5 @@ final class ChatRoutes {
         JsonArray a = new JsonArray();
         for (int id : ids) a.add(id);
         return a;
-    }
-
-    private static String finishReason(TokenSink.Finished f) {
-        return switch (f.reason()) {
-            case LENGTH -> "length";
-            case EOS_TOKEN, STOP_SEQUENCE -> "stop";
-        };
-    }
-
-    private static JsonObject usage(TokenSink.Finished f) {
-        return new JsonObject().put("prompt_tokens", f.promptTokens()).put("completion_tokens", f.completionTokens())
-                .put("total_tokens", f.promptTokens() + f.completionTokens());
-    }
-
-    private void failed(HttpServerResponse response, Throwable e) {
-        if (e instanceof Engine.ClosedException) {
-            error(response, 503, e.getMessage(), "unavailable");
-        } else {
-            log.error("chat completion failed", e);
-            error(response, 500, "internal error: " + e, "server_error");
-        }
-    }
-
-    private static void event(HttpServerResponse response, JsonObject data) {
-        response.write("data: " + data.encode() + "\n\n");
-    }
-
-    private void error(HttpServerResponse response, int status, String message, String type) {
-        serving.metrics().requestCompleted(switch (status) {
-            case 400 -> "invalid_argument";
-            case 429 -> "resource_exhausted";
-            case 503 -> "unavailable";
-            default -> "internal";
-        }, "none");
-        json(response, status, errorBody(message, type));
-    }
-
-    private static JsonObject errorBody(String message, String type) {
-        return new JsonObject().put("error", new JsonObject().put("message", message).put("type", type).put("param", null)
-                .put("code", null));
-    }
-
-    private static void json(HttpServerResponse response, int status, JsonObject body) {
-        response.setStatusCode(status).putHeader("content-type", "application/json").end(body.encode());
     }
 }

@@ -1,6 +1,15 @@
 package io.sparseserve.server;
 
-import io.sparseserve.engine.Engine;
+import static io.sparseserve.server.HttpCalls.event;
+import static io.sparseserve.server.HttpCalls.finishReason;
+import static io.sparseserve.server.HttpCalls.json;
+import static io.sparseserve.server.HttpCalls.usage;
+import static io.sparseserve.server.JsonFields.bool;
+import static io.sparseserve.server.JsonFields.integer;
+import static io.sparseserve.server.JsonFields.longValue;
+import static io.sparseserve.server.JsonFields.number;
+import static io.sparseserve.server.JsonFields.string;
+
 import io.sparseserve.engine.GenerationRequest;
 import io.sparseserve.engine.SamplingParams;
 import io.sparseserve.engine.TokenSink;
@@ -16,8 +25,6 @@ import io.vertx.ext.web.handler.BodyHandler;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * OpenAI-compatible {@code POST /v1/completions} (with {@code stream: true} as server-sent events, ending in
@@ -26,15 +33,16 @@ import org.slf4j.LoggerFactory;
  * Errors are OpenAI-shaped: {@code {"error": {"message", "type", "param", "code"}}}.
  */
 final class OpenAiRoutes {
-    private static final Logger log = LoggerFactory.getLogger(OpenAiRoutes.class);
     private static final int MAX_BODY_BYTES = 4 << 20;
 
     private final Serving serving;
+    private final HttpCalls calls;
     private final long created = System.currentTimeMillis() / 1000;
     private final AtomicLong ids = new AtomicLong();
 
     OpenAiRoutes(Serving serving) {
         this.serving = serving;
+        this.calls = new HttpCalls(serving);
     }
 
     void mount(Router router) {
@@ -44,8 +52,7 @@ final class OpenAiRoutes {
     }
 
     private void models(RoutingContext rc) {
-        AccessLog.Entry entry = serving.accessLog().start("GET /v1/models", rc.request().getHeader(AccessLog.HEADER));
-        rc.response().putHeader(AccessLog.HEADER, entry.requestId());
+        AccessLog.Entry entry = calls.begin(rc, "GET /v1/models");
         entry.ended("200");
         JsonObject model = new JsonObject().put("id", serving.modelId()).put("object", "model").put("created", created)
                 .put("owned_by", "sparse-serve").put("max_model_len", serving.modelInfo().getContextLength());
@@ -53,36 +60,14 @@ final class OpenAiRoutes {
     }
 
     private void completions(RoutingContext rc) {
-        HttpServerResponse response = rc.response();
-        AccessLog.Entry entry = serving.accessLog().start("POST /v1/completions", rc.request().getHeader(AccessLog.HEADER));
-        response.putHeader(AccessLog.HEADER, entry.requestId());
-        if (serving.draining()) {
-            error(response, entry, 503, "the server is shutting down", "unavailable", null);
-            return;
-        }
-        // Parsing and tokenizing a long body happen on the tokenizer pool, not on the event loop.
-        int bodyBytes = rc.body().length();
-        serving.tokenizers().run(Vertx.currentContext(), Math.max(bodyBytes, 0), () -> parse(rc, entry)).onComplete(ar -> {
-            if (response.closed() || response.ended()) {
-                entry.ended("499"); // the client left while its prompt was tokenized
-                return;
-            }
-            if (ar.succeeded()) start(response, ar.result(), entry);
-            else refuse(response, entry, ar.cause());
-        });
+        AccessLog.Entry entry = calls.begin(rc, "POST /v1/completions");
+        calls.accept(rc, entry, body -> parse(body, entry), (response, parsed) -> start(response, parsed, entry));
     }
 
     /** A request as parsed from the body: what the engine runs, and whether to stream it. */
     private record Parsed(GenerationRequest request, boolean stream) {}
 
-    private Parsed parse(RoutingContext rc, AccessLog.Entry entry) {
-        JsonObject body;
-        try {
-            body = rc.body().asJsonObject();
-        } catch (RuntimeException e) { // malformed JSON
-            throw new InvalidInputException("the body is not valid JSON: " + e.getMessage());
-        }
-        if (body == null) throw new InvalidInputException("the body must be a JSON object");
+    private Parsed parse(JsonObject body, AccessLog.Entry entry) {
         try {
             boolean stream = bool(body, "stream", false);
             return new Parsed(toEngine(body, entry.requestId()), stream);
@@ -93,43 +78,12 @@ final class OpenAiRoutes {
         }
     }
 
-    private void refuse(HttpServerResponse response, AccessLog.Entry entry, Throwable e) {
-        switch (e) {
-            case InvalidInputException x -> error(response, entry, 400, x.getMessage(), "invalid_request_error", null);
-            case Engine.QueueFullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
-            case TokenizerPool.FullException x -> error(response, entry, 429, x.getMessage(), "rate_limit_exceeded", null);
-            case Engine.ClosedException x -> error(response, entry, 503, x.getMessage(), "unavailable", null);
-            default -> internalError(response, entry, "cannot start completion", e);
-        }
-    }
-
     private void start(HttpServerResponse response, Parsed parsed, AccessLog.Entry entry) {
         GenerationRequest request = parsed.request();
-        boolean stream = parsed.stream();
-        entry.seed(request.sampling().seed());
-        entry.promptTokens(request.promptIds().length);
         String id = "cmpl-" + ids.incrementAndGet();
         boolean withLogprobs = request.logprobs() >= 0;
-        ContextSink sink = stream ? streamingSink(id, response, withLogprobs, entry) : unarySink(id, response, withLogprobs, entry);
-        Engine.Handle handle;
-        try {
-            handle = serving.engine().submit(request, sink);
-        } catch (RuntimeException e) {
-            sink.close();
-            refuse(response, entry, e);
-            return;
-        }
-        sink.attach(handle);
-        response.closeHandler(v -> {
-            if (sink.closed()) return;
-            sink.cancel();
-            serving.metrics().requestCompleted("cancelled", "none");
-            entry.ended("499");
-        });
-        if (stream) {
-            response.setChunked(true).putHeader("content-type", "text/event-stream").putHeader("cache-control", "no-cache");
-            response.drainHandler(v -> sink.readerBack());
-        }
+        ContextSink sink = parsed.stream() ? streamingSink(id, response, withLogprobs, entry) : unarySink(id, response, withLogprobs, entry);
+        calls.submit(response, entry, request, sink, parsed.stream());
     }
 
     private ContextSink unarySink(String id, HttpServerResponse response, boolean withLogprobs, AccessLog.Entry entry) {
@@ -153,28 +107,19 @@ final class OpenAiRoutes {
 
             @Override
             public void error(Throwable e) {
-                failed(response, entry, e);
+                calls.failed(response, entry, e, "completion failed");
             }
         });
     }
 
     private ContextSink streamingSink(String id, HttpServerResponse response, boolean withLogprobs, AccessLog.Entry entry) {
         ContextSink[] self = new ContextSink[1];
-        Vertx vertx = Vertx.currentContext().owner();
         self[0] = new ContextSink(Vertx.currentContext(), new ContextSink.Target() {
             @Override
             public void delta(TokenSink.Delta d) {
                 if (d.text().isEmpty() && !withLogprobs) return; // nothing to show yet (OpenAI sends text chunks)
                 event(response, chunk(id, choice(d.text(), withLogprobs ? d.logprobs() : null, null)));
-                if (response.writeQueueFull()) {
-                    self[0].readerStalled(vertx, serving.limits().streamIdleTimeout(), () -> {
-                        // Nothing read for --stream-idle-timeout: cancel, and reset the stream (or close the connection).
-                        self[0].cancel();
-                        response.reset();
-                        serving.metrics().requestCompleted("cancelled", "none");
-                        entry.ended("STREAM_IDLE_TIMEOUT");
-                    });
-                }
+                calls.afterWrite(response, self[0], entry);
             }
 
             @Override
@@ -188,30 +133,10 @@ final class OpenAiRoutes {
 
             @Override
             public void error(Throwable e) {
-                boolean closed = e instanceof Engine.ClosedException;
-                if (!closed) log.error("completion failed (request id {})", entry.requestId(), e);
-                event(response, errorBody(closed ? e.getMessage() : "internal error (request id " + entry.requestId() + ")",
-                        "server_error", null));
-                response.end();
-                serving.metrics().requestCompleted(closed ? "unavailable" : "internal", "none");
-                entry.ended(closed ? "503" : "500");
+                calls.streamFailed(response, entry, e, "completion failed");
             }
         });
         return self[0];
-    }
-
-    private void failed(HttpServerResponse response, AccessLog.Entry entry, Throwable e) {
-        if (e instanceof Engine.ClosedException) {
-            error(response, entry, 503, e.getMessage(), "unavailable", null);
-        } else {
-            internalError(response, entry, "completion failed", e);
-        }
-    }
-
-    /** The details (and the trace) go to the log under the request id; the client gets the id only. */
-    private void internalError(HttpServerResponse response, AccessLog.Entry entry, String what, Throwable e) {
-        log.error("{} (request id {})", what, entry.requestId(), e);
-        error(response, entry, 500, "internal error (request id " + entry.requestId() + ")", "server_error", null);
     }
 
     private JsonObject chunk(String id, JsonObject choice) {
@@ -235,18 +160,6 @@ final class OpenAiRoutes {
             top.add(alternatives);
         }
         return new JsonObject().put("tokens", tokens).put("token_logprobs", tokenLogprobs).put("top_logprobs", top);
-    }
-
-    private static String finishReason(TokenSink.Finished f) {
-        return switch (f.reason()) {
-            case LENGTH -> "length";
-            case EOS_TOKEN, STOP_SEQUENCE -> "stop";
-        };
-    }
-
-    private static JsonObject usage(TokenSink.Finished f) {
-        return new JsonObject().put("prompt_tokens", f.promptTokens()).put("completion_tokens", f.completionTokens())
-                .put("total_tokens", f.promptTokens() + f.completionTokens());
     }
 
     private GenerationRequest toEngine(JsonObject b, String requestId) {
@@ -295,66 +208,5 @@ final class OpenAiRoutes {
         string(b, "user", ""); // accepted (OpenAI's end-user label), type-checked, not used
         return new GenerationRequest(requestId, ids, sampling, integer(b, "max_tokens", ProtoRequests.DEFAULT_MAX_NEW_TOKENS),
                 integer(b, "min_tokens", 0), stop, stopTokenIds, bool(b, "ignore_eos", false), logprobs == null ? -1 : logprobs);
-    }
-
-    private static float number(JsonObject b, String field, float dflt) {
-        Object v = b.getValue(field);
-        if (v == null) return dflt;
-        if (!(v instanceof Number n)) throw new InvalidInputException(field + " must be a number, got " + v);
-        return n.floatValue();
-    }
-
-    private static int integer(JsonObject b, String field, int dflt) {
-        Object v = b.getValue(field);
-        if (v == null) return dflt;
-        if (!(v instanceof Number n) || n.doubleValue() != Math.rint(n.doubleValue()) || Math.abs(n.doubleValue()) > Integer.MAX_VALUE) {
-            throw new InvalidInputException(field + " must be an integer, got " + v);
-        }
-        return n.intValue();
-    }
-
-    private static long longValue(JsonObject b, String field, long dflt) {
-        Object v = b.getValue(field);
-        if (v == null) return dflt;
-        if (!(v instanceof Number n)) throw new InvalidInputException(field + " must be an integer, got " + v);
-        return n.longValue();
-    }
-
-    private static boolean bool(JsonObject b, String field, boolean dflt) {
-        Object v = b.getValue(field);
-        if (v == null) return dflt;
-        if (!(v instanceof Boolean x)) throw new InvalidInputException(field + " must be true or false, got " + v);
-        return x;
-    }
-
-    private static String string(JsonObject b, String field, String dflt) {
-        Object v = b.getValue(field);
-        if (v == null) return dflt;
-        if (!(v instanceof String s)) throw new InvalidInputException(field + " must be a string, got " + v);
-        return s;
-    }
-
-    private static void event(HttpServerResponse response, JsonObject data) {
-        response.write("data: " + data.encode() + "\n\n");
-    }
-
-    private void error(HttpServerResponse response, AccessLog.Entry entry, int status, String message, String type, String param) {
-        serving.metrics().requestCompleted(switch (status) {
-            case 400 -> "invalid_argument";
-            case 429 -> "resource_exhausted";
-            case 503 -> "unavailable";
-            default -> "internal";
-        }, "none");
-        json(response, status, errorBody(message, type, param));
-        entry.ended(Integer.toString(status));
-    }
-
-    private static JsonObject errorBody(String message, String type, String param) {
-        return new JsonObject().put("error", new JsonObject().put("message", message).put("type", type).put("param", param)
-                .put("code", null));
-    }
-
-    private static void json(HttpServerResponse response, int status, JsonObject body) {
-        response.setStatusCode(status).putHeader("content-type", "application/json").end(body.encode());
     }
 }

@@ -50,6 +50,16 @@ final class ProtoRequests {
         return maxPromptBytes;
     }
 
+    /**
+     * The bytes of text a request makes the tokenizer read: its prompt, or its messages (rendered through the chat
+     * template first), so that a long conversation goes to the tokenizer pool as a long prompt does.
+     */
+    static int textBytes(GenerateRequest r) {
+        long bytes = r.getPromptBytes().size();
+        for (ChatMessage m : r.getMessagesList()) bytes += m.getSerializedSize();
+        return (int) Math.min(bytes, Integer.MAX_VALUE);
+    }
+
     GenerationRequest toEngine(GenerateRequest r) {
         int[] ids;
         if (r.getMessagesCount() > 0) {

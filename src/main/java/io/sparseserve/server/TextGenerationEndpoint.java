@@ -179,7 +179,7 @@ final class TextGenerationEndpoint {
             });
             sink.onClose(() -> vertx.cancelTimer(timer));
         }
-        serving.tokenizers().run(Vertx.currentContext(), msg.getPromptBytes().size(), () -> serving.requests().toEngine(msg))
+        serving.tokenizers().run(Vertx.currentContext(), ProtoRequests.textBytes(msg), () -> serving.requests().toEngine(msg))
                 .onComplete(ar -> {
                     if (sink.closed()) return; // cancelled or timed out while tokenizing
                     if (ar.succeeded()) submit(response, ar.result(), sink, entry);

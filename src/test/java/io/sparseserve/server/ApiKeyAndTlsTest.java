@@ -49,9 +49,12 @@ class ApiKeyAndTlsTest {
     static ServerFixture f;
     static HttpClient https;
 
+    @TempDir static Path chatModel;
+
     @BeforeAll
     static void start() {
-        f = new ServerFixture(TestData.bundledModel(), Engine.Config.defaults(),
+        // The bundled model with a chat template, so /v1/chat/completions answers 200 with the key.
+        f = new ServerFixture(ChatModels.withTemplate(TestData.bundledModel(), chatModel.resolve("chat")), Engine.Config.defaults(),
                 new ServerSecurity(new ApiKeyAuth(KEY), TlsClients.CERT, TlsClients.KEY, false), ServerLimits.defaults());
         https = HttpClient.newBuilder().sslContext(TlsClients.sslContext()).connectTimeout(Duration.ofSeconds(5)).build();
     }
@@ -113,13 +116,20 @@ class ApiKeyAndTlsTest {
     @Test
     void httpRoutesNeedTheKeyOverHttpsHealthAndMetricsDoNot() throws Exception {
         String body = "{\"prompt\": \"The\", \"max_tokens\": 2}";
+        String chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"The\"}], \"max_tokens\": 2}";
         for (String key : new String[] {null, "wrong"}) {
             assertEquals(401, post("/v1/completions", body, key).statusCode());
+            HttpResponse<String> refused = post("/v1/chat/completions", chat, key);
+            assertEquals(401, refused.statusCode());
+            assertTrue(refused.body().contains("invalid_api_key"), refused.body());
             HttpResponse<String> models = get("/v1/models", key);
             assertEquals(401, models.statusCode());
             assertTrue(models.body().contains("invalid_api_key"), models.body());
         }
         assertEquals(200, post("/v1/completions", body, KEY).statusCode());
+        HttpResponse<String> answered = post("/v1/chat/completions", chat, KEY);
+        assertEquals(200, answered.statusCode(), answered.body());
+        assertTrue(answered.body().contains("\"chat.completion\""), answered.body());
         assertEquals(200, get("/v1/models", KEY).statusCode());
         assertEquals(200, get("/healthz", null).statusCode());
         assertEquals(200, get("/readyz", null).statusCode());

@@ -22,7 +22,11 @@ import io.sparseserve.api.v1.GenerateStreamResponse;
 import io.sparseserve.api.v1.TextGenerationGrpc;
 import io.sparseserve.engine.Engine;
 import io.vertx.core.json.JsonObject;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
@@ -32,6 +36,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** An absent seed is a fresh random one, reported back; every request leaves one access-log line with its id. */
 class SeedAndAccessLogTest {
@@ -39,9 +44,12 @@ class SeedAndAccessLogTest {
     static final List<String> lines = new CopyOnWriteArrayList<>();
     static final Metadata.Key<String> REQUEST_ID = Metadata.Key.of("x-request-id", Metadata.ASCII_STRING_MARSHALLER);
 
+    @TempDir static Path tmp;
+
     @BeforeAll
     static void start() {
-        f = new ServerFixture(TestData.bundledModel(), Engine.Config.defaults());
+        // The bundled model with a chat template, so /v1/chat/completions is served too.
+        f = new ServerFixture(ChatModels.withTemplate(TestData.bundledModel(), tmp.resolve("chat")), Engine.Config.defaults());
         f.server.accessLog().addListener(lines::add);
     }
 
@@ -83,6 +91,62 @@ class SeedAndAccessLogTest {
         assertNotEquals(text(a), text(b));
         String seeded = body.replace("}", ", \"seed\": " + a.getLong("seed") + "}");
         assertEquals(text(a), text(new JsonObject(f.post("/v1/completions", seeded).body())));
+    }
+
+    static final String CHAT = "{\"messages\": [{\"role\": \"user\", \"content\": \"The kernel\"}], \"max_tokens\": 32,"
+            + " \"ignore_eos\": true, \"temperature\": 1.0}";
+
+    @Test
+    void httpChatWithoutASeedDiffersAndReportsTheSeed() throws Exception {
+        JsonObject a = new JsonObject(ok(f.post("/v1/chat/completions", CHAT)));
+        JsonObject b = new JsonObject(ok(f.post("/v1/chat/completions", CHAT)));
+        assertNotEquals(a.getLong("seed"), b.getLong("seed"), a + " / " + b);
+        assertNotEquals(content(a), content(b), "two unseeded sampled chat requests gave the same text");
+        String seeded = CHAT.replace("}", ", \"seed\": " + a.getLong("seed") + "}");
+        JsonObject again = new JsonObject(ok(f.post("/v1/chat/completions", seeded)));
+        assertEquals(content(a), content(again));
+        assertEquals(a.getLong("seed"), again.getLong("seed"));
+
+        // A stream's last chunk (the one with the finish reason) carries the seed as well.
+        String streamed = ok(f.post("/v1/chat/completions", CHAT.replace("}", ", \"stream\": true, \"seed\": 42}")));
+        List<JsonObject> finals = streamed.lines().filter(l -> l.startsWith("data: {")).map(l -> new JsonObject(l.substring(6)))
+                .filter(c -> c.getJsonArray("choices").getJsonObject(0).getString("finish_reason") != null).toList();
+        assertEquals(1, finals.size(), streamed);
+        assertEquals(42L, finals.getFirst().getLong("seed"));
+    }
+
+    private static String ok(HttpResponse<String> r) {
+        assertEquals(200, r.statusCode(), r.body());
+        return r.body();
+    }
+
+    private static String content(JsonObject chat) {
+        return chat.getJsonArray("choices").getJsonObject(0).getJsonObject("message").getString("content");
+    }
+
+    @Test
+    void httpChatRequestIdIsEchoedAndLoggedOnceWithoutTheMessages() throws Exception {
+        HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+        String body = CHAT.replace("The kernel", "Secret chat text").replace("}", ", \"seed\": 11}");
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + f.port + "/v1/chat/completions"))
+                .timeout(Duration.ofSeconds(60)).header("content-type", "application/json").header("x-request-id", "chat-id-5")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        JsonObject out = new JsonObject(ok(r));
+        assertEquals("chat-id-5", r.headers().firstValue("x-request-id").orElseThrow());
+        String line = awaitLine("request_id=chat-id-5 ");
+        assertTrue(line.contains("method=POST /v1/chat/completions status=200"), line);
+        assertTrue(line.contains("prompt_tokens=" + out.getJsonObject("usage").getInteger("prompt_tokens") + " "), line);
+        assertTrue(line.contains("output_tokens=32 "), line);
+        assertTrue(line.contains("seed=11"), line);
+        assertTrue(line.contains("finish=length"), line);
+        assertFalse(line.contains("Secret"), line);
+        assertEquals(1, lines.stream().filter(l -> l.startsWith("request_id=chat-id-5 ")).count());
+
+        // A refusal has an id and a line too.
+        HttpResponse<String> bad = f.post("/v1/chat/completions", "{\"messages\": 3}");
+        assertEquals(400, bad.statusCode());
+        String badId = bad.headers().firstValue("x-request-id").orElseThrow();
+        assertTrue(awaitLine("request_id=" + badId + " ").contains("status=400"));
     }
 
     private static String text(JsonObject completion) {

@@ -4,24 +4,33 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
+import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.engine.Engine;
+import io.sparseserve.model.Family;
+import io.sparseserve.model.SyntheticModel;
+import io.sparseserve.tensor.DType;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Connections are bounded in number (--max-connections), HTTP/2 streams per connection (announced in SETTINGS) and
  * idle time (--idle-timeout), seen from raw sockets. Paused streams giving their slots and KV blocks back is tested on
- * the engine ({@code PausedSequencesTest}).
+ * the engine ({@code PausedSequencesTest}); a stream nobody reads is cancelled after --stream-idle-timeout.
  */
 class SlowClientsTest {
     /** HTTP/2 with prior knowledge: the client preface and an empty SETTINGS frame. */
@@ -78,6 +87,44 @@ class SlowClientsTest {
             } finally {
                 for (Socket s : held) s.close();
             }
+        }
+    }
+
+    /**
+     * A chat stream whose client reads nothing: once the kernel's buffers and the write queue are full the sequence
+     * is parked, and after --stream-idle-timeout (1 s here) cancelled, with an access-log line saying so. About 9 MB
+     * of SSE (12000 tokens with 20 alternatives each) outgrows loopback's send buffer (4 MiB at most on Linux) and
+     * the client's 4 KB receive buffer; a 1-layer synthetic model with 32768 positions makes them in seconds.
+     */
+    @Test
+    void aChatStreamNobodyReadsIsCancelledAfterTheStreamIdleTimeout(@TempDir Path tmp) throws Exception {
+        Path model = tmp.resolve("ctx32k-chat");
+        SyntheticModel.write(new SyntheticModel.Shape(Family.LLAMA, 64, 1, 4, 4, 128, 4096, 32768), DType.F32, 5,
+                TestData.bundledModel().resolve("tokenizer.json"), model);
+        Files.writeString(model.resolve("chat_template.jinja"), ChatModels.TEMPLATE);
+        try (ServerFixture f = new ServerFixture(model, new Engine.Config(64, 4, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE),
+                ServerSecurity.NONE, ServerLimits.defaults().withStreamIdleTimeout(Duration.ofSeconds(1)))) {
+            List<String> lines = new CopyOnWriteArrayList<>();
+            f.server.accessLog().addListener(lines::add);
+            byte[] body = ("{\"messages\": [{\"role\": \"user\", \"content\": \"The kernel\"}], \"max_tokens\": 12000,"
+                    + " \"ignore_eos\": true, \"stream\": true, \"logprobs\": true, \"top_logprobs\": 20,"
+                    + " \"return_token_ids\": true}").getBytes(StandardCharsets.UTF_8);
+            try (Socket s = new Socket()) {
+                s.setReceiveBufferSize(4096);
+                s.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), f.port), 10_000);
+                OutputStream out = s.getOutputStream();
+                out.write(("POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\nx-request-id: slow-chat\r\n"
+                        + "content-type: application/json\r\ncontent-length: " + body.length + "\r\n\r\n")
+                        .getBytes(StandardCharsets.US_ASCII));
+                out.write(body);
+                out.flush();
+                // Read nothing.
+                ServerFixture.await("the unread chat stream's access-log line", Duration.ofSeconds(60),
+                        () -> lines.stream().anyMatch(l -> l.startsWith("request_id=slow-chat ")));
+                String line = lines.stream().filter(l -> l.startsWith("request_id=slow-chat ")).findFirst().orElseThrow();
+                assertTrue(line.contains("method=POST /v1/chat/completions status=STREAM_IDLE_TIMEOUT"), line);
+            }
+            assertEquals(200, f.get("/healthz").statusCode()); // still serving
         }
     }
 

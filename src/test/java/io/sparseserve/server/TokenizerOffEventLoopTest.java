@@ -7,6 +7,7 @@ import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.TestData;
+import io.sparseserve.api.v1.ChatMessage;
 import io.sparseserve.api.v1.GenerateRequest;
 import io.sparseserve.api.v1.GenerateResponse;
 import io.sparseserve.api.v1.GetModelInfoRequest;
@@ -39,6 +40,7 @@ class TokenizerOffEventLoopTest {
         if (!Files.isDirectory(dir)) {
             SyntheticModel.write(new SyntheticModel.Shape(Family.LLAMA, 64, 1, 4, 4, 128, 4096, 32768), DType.F32, 5,
                     TestData.bundledModel().resolve("tokenizer.json"), dir);
+            Files.writeString(dir.resolve("chat_template.jinja"), ChatModels.TEMPLATE); // for the chat test
         }
         return dir;
     }
@@ -48,13 +50,13 @@ class TokenizerOffEventLoopTest {
         return Files.readString(TestData.testText60k()).repeat(4);
     }
 
-    /** The thread that is running the tokenizer now, polled from the threads' stacks (bounded). */
+    /** The thread that is running the tokenizer now (encode or encodePrompt), polled from the threads' stacks (bounded). */
     static Thread tokenizingThread(CompletableFuture<?> stopIf) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (System.nanoTime() < deadline && !stopIf.isDone()) {
             for (var e : Thread.getAllStackTraces().entrySet()) {
                 for (StackTraceElement frame : e.getValue()) {
-                    if (frame.getClassName().equals("io.sparseserve.model.Tokenizer") && frame.getMethodName().equals("encode")) {
+                    if (frame.getClassName().equals("io.sparseserve.model.Tokenizer") && frame.getMethodName().startsWith("encode")) {
                         return e.getKey();
                     }
                 }
@@ -107,6 +109,46 @@ class TokenizerOffEventLoopTest {
             assertEquals(Status.Code.INVALID_ARGUMENT, s.getCode(), s.toString());
             assertTrue(s.getDescription().contains("shorter than the context length"), s.getDescription());
             assertEquals(List.of("info", "info", "info", "long"), order);
+        }
+    }
+
+    @Test
+    void chatMessagesAreRenderedAndTokenizedOnThePoolThroughGrpcAndHttp() throws Exception {
+        try (ServerFixture f = server(2, 4)) {
+            String content = longPrompt();
+            CompletableFuture<Status> grpcCall = new CompletableFuture<>();
+            TextGenerationGrpc.newStub(f.channel).withDeadlineAfter(60, TimeUnit.SECONDS).generate(GenerateRequest.newBuilder()
+                    .addMessages(ChatMessage.newBuilder().setRole("user").setContent(content)).setMaxNewTokens(1).build(),
+                    new StreamObserver<>() {
+                        public void onNext(GenerateResponse r) {}
+
+                        public void onError(Throwable t) {
+                            grpcCall.complete(Status.fromThrowable(t));
+                        }
+
+                        public void onCompleted() {
+                            grpcCall.complete(Status.OK);
+                        }
+                    });
+            Thread grpcTokenizer = tokenizingThread(grpcCall);
+            assertTrue(grpcTokenizer.getName().startsWith("sparse-serve-tokenizer-"), "gRPC messages tokenized on "
+                    + grpcTokenizer.getName());
+            Status s = grpcCall.get(60, TimeUnit.SECONDS);
+            assertEquals(Status.Code.INVALID_ARGUMENT, s.getCode(), s.toString()); // longer than the context
+
+            String body = "{\"messages\": [{\"role\": \"user\", \"content\": " + io.vertx.core.json.Json.encode(content)
+                    + "}], \"max_tokens\": 1}";
+            CompletableFuture<java.net.http.HttpResponse<String>> post = java.net.http.HttpClient.newBuilder()
+                    .version(java.net.http.HttpClient.Version.HTTP_1_1).build().sendAsync(java.net.http.HttpRequest.newBuilder(
+                            java.net.URI.create("http://127.0.0.1:" + f.port + "/v1/chat/completions")).timeout(Duration.ofSeconds(60))
+                            .header("content-type", "application/json").POST(java.net.http.HttpRequest.BodyPublishers.ofString(body))
+                            .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+            Thread httpTokenizer = tokenizingThread(post);
+            assertTrue(httpTokenizer.getName().startsWith("sparse-serve-tokenizer-"), "HTTP chat tokenized on "
+                    + httpTokenizer.getName());
+            java.net.http.HttpResponse<String> r = post.get(60, TimeUnit.SECONDS);
+            assertEquals(400, r.statusCode(), r.body());
+            assertTrue(r.body().contains("shorter than the context length"), r.body());
         }
     }
 

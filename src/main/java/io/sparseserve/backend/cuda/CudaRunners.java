@@ -11,13 +11,13 @@ import io.sparseserve.model.Model;
  * The seam where the CUDA runner plugs in: {@link io.sparseserve.backend.ModelRunners} sends every {@code cuda} device
  * here. It checks, in order, what a CUDA runner needs and names the first thing missing in one line: a driver
  * ({@link CudaDriverProbe}), the device ordinal, the kernels in the jar ({@link #KERNELS}), then the runner itself.
- * The CUDA runner replaces the last step: it is not in this build yet (issue 8).
+ * Then it opens a {@link CudaModelRunner}.
  */
 public final class CudaRunners {
     private CudaRunners() {}
 
     /** The classpath resource holding the fatbin that nvcc builds from native/*.cu (absent in a build without nvcc). */
-    public static final String KERNELS = "/cuda/sparse-serve.fatbin";
+    public static final String KERNELS = Fatbin.RESOURCE;
 
     /**
      * Checks, before any model is loaded, that a single CUDA device can run: a driver, the device ordinal, the kernels
@@ -35,7 +35,7 @@ public final class CudaRunners {
     /** Opens a runner on a single CUDA device ({@link #check}ed), or throws {@link DeviceUnavailableException}. */
     public static ModelRunner open(Device device, DeviceOptions options, Model model, RunnerConfig config) {
         check(device);
-        throw new DeviceUnavailableException("--device " + device + ": the CUDA runner is not in this build yet (issue 8)");
+        return CudaModelRunner.open(device, options, model, config);
     }
 
     public static boolean hasKernels() {
