@@ -25,14 +25,14 @@ export SPARSE_SERVE_API_KEY="abuse-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n'
 # shellcheck disable=SC2086
 start_server "$model" "$port" ${SERVE_OPTS:-}
 trap 'kill -TERM $server 2>/dev/null || true; for _ in $(seq 1 120); do kill -0 $server 2>/dev/null || break; sleep 0.5; done; kill -KILL $server 2>/dev/null || true' EXIT
-echo "server pid $server, log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "server pid $server, log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 status=0
 "$here/bin/sparse-serve" abuse --port "$port" --server-pid "$server" "$@" || status=$?
 # The SIGTERM scenario stopped the server (when it ran); report its exit status (0 = drained cleanly).
 kill -0 "$server" 2>/dev/null && kill -TERM "$server"
 if wait "$server"; then code=0; else code=$?; fi
-echo "server exit status after SIGTERM: $code; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "server log lines: $(wc -l <"$log"); ERROR lines: $(grep -c ' ERROR ' "$log" || true); WARN lines: $(grep -c ' WARN ' "$log" || true)"
+echo "server exit status after SIGTERM: $code; load average now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "server log lines: $(wc -l <"$log"); ERROR lines: $(grep -c ' ERROR ' "$log" || true); WARN lines: $(grep -c ' WARN ' "$log" || true)" >&2
 trap - EXIT
 exit "$status"
