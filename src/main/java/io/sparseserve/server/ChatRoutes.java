@@ -8,6 +8,8 @@ import static io.sparseserve.server.JsonFields.bool;
 import static io.sparseserve.server.JsonFields.integer;
 import static io.sparseserve.server.JsonFields.longValue;
 import static io.sparseserve.server.JsonFields.number;
+import static io.sparseserve.server.JsonFields.stopStrings;
+import static io.sparseserve.server.JsonFields.stopTokenIds;
 import static io.sparseserve.server.JsonFields.string;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -205,19 +207,8 @@ final class ChatRoutes {
                 number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
                 number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f),
                 b.getValue("seed") == null ? Seeds.fresh() : longValue(b, "seed", 0L));
-        List<String> stop = new ArrayList<>();
-        Object s = b.getValue("stop");
-        if (s instanceof String str) stop.add(str);
-        else if (s instanceof JsonArray a) for (Object x : a) {
-            if (!(x instanceof String str)) throw new InvalidInputException("stop must be a string or an array of strings");
-            stop.add(str);
-        } else if (s != null) throw new InvalidInputException("stop must be a string or an array of strings");
-        JsonArray stopIds = b.getValue("stop_token_ids") instanceof JsonArray a ? a : new JsonArray();
-        int[] stopTokenIds = new int[stopIds.size()];
-        for (int i = 0; i < stopTokenIds.length; i++) {
-            if (!(stopIds.getValue(i) instanceof Number n)) throw new InvalidInputException("stop_token_ids must be integers");
-            stopTokenIds[i] = n.intValue();
-        }
+        List<String> stop = stopStrings(b);
+        int[] stopTokenIds = stopTokenIds(b);
         int logprobs = -1;
         if (shape.logprobs()) {
             logprobs = integer(b, "top_logprobs", 0);

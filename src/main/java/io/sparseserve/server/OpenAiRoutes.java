@@ -8,6 +8,8 @@ import static io.sparseserve.server.JsonFields.bool;
 import static io.sparseserve.server.JsonFields.integer;
 import static io.sparseserve.server.JsonFields.longValue;
 import static io.sparseserve.server.JsonFields.number;
+import static io.sparseserve.server.JsonFields.stopStrings;
+import static io.sparseserve.server.JsonFields.stopTokenIds;
 import static io.sparseserve.server.JsonFields.string;
 
 import io.sparseserve.engine.GenerationRequest;
@@ -188,19 +190,8 @@ final class OpenAiRoutes {
                 number(b, "top_p", 1f), number(b, "min_p", 0f), number(b, "repetition_penalty", 1f),
                 number(b, "presence_penalty", 0f), number(b, "frequency_penalty", 0f), b.getValue("seed") == null
                         ? io.sparseserve.engine.Seeds.fresh() : longValue(b, "seed", 0L));
-        List<String> stop = new ArrayList<>();
-        Object s = b.getValue("stop");
-        if (s instanceof String str) stop.add(str);
-        else if (s instanceof JsonArray a) for (Object x : a) {
-            if (!(x instanceof String str)) throw new InvalidInputException("stop must be a string or an array of strings");
-            stop.add(str);
-        } else if (s != null) throw new InvalidInputException("stop must be a string or an array of strings");
-        JsonArray stopIds = b.getValue("stop_token_ids") instanceof JsonArray a ? a : new JsonArray();
-        int[] stopTokenIds = new int[stopIds.size()];
-        for (int i = 0; i < stopTokenIds.length; i++) {
-            if (!(stopIds.getValue(i) instanceof Number n)) throw new InvalidInputException("stop_token_ids must be integers");
-            stopTokenIds[i] = n.intValue();
-        }
+        List<String> stop = stopStrings(b);
+        int[] stopTokenIds = stopTokenIds(b);
         Integer logprobs = b.getValue("logprobs") == null ? null : integer(b, "logprobs", 0);
         if (logprobs != null && logprobs < 0) {
             throw new InvalidInputException("logprobs must be in [0, " + GenerationRequest.MAX_LOGPROBS + "], got " + logprobs);

@@ -6,7 +6,7 @@ import java.util.Arrays;
 /**
  * Which CUDA graph a decode step replays. A graph is captured once per batch-size bucket, with fixed kernel shapes and
  * fixed device addresses (llama.cpp and vLLM do the same); a step of B decode rows replays the smallest bucket that
- * holds B, the rows past B padded ({@link DecodeGraphInputs}). The buckets are vLLM's capture sizes: 1, 2, 4, then
+ * holds B, the rows past B padded ({@link StepPacking}). The buckets are vLLM's capture sizes: 1, 2, 4, then
  * every multiple of 8 up to the largest step (vLLM's {@code cudagraph_capture_sizes}, default up to 512): at most 7
  * padded rows per step past 8, and few graphs to capture.
  *

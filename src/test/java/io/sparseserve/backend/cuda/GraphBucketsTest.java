@@ -40,36 +40,4 @@ class GraphBucketsTest {
         step.add(new int[] {1, 2, 3}, 0, 3, 0, table, 1, Step.Output.LAST_ARGMAX);
         assertEquals(-1, b.bucketFor(step), "a prompt chunk runs without a graph");
     }
-
-    @Test
-    void packingFillsTheRealRowsAndPointsThePaddingAtThePadBlock() {
-        int pad = 99, maxBlocks = 4, blockSize = 16;
-        DecodeGraphInputs in = new DecodeGraphInputs(8, maxBlocks, pad);
-        Step step = new Step(8, 8);
-        step.add(new int[] {7}, 0, 1, 0, new int[] {3}, 1, Step.Output.LAST_LOGITS);            // first position
-        step.add(new int[] {8}, 0, 1, 16, new int[] {1, 4, 0}, 2, Step.Output.LAST_ARGMAX);     // first of block 2
-        step.add(new int[] {9}, 0, 1, 63, new int[] {10, 11, 12, 13}, 4, Step.Output.LAST_LOGITS); // last of 4 blocks
-        in.pack(step, 4, blockSize);
-        assertEquals(3, in.rows());
-        assertEquals(4, in.bucket());
-        assertArrayEquals(new int[] {7, 8, 9, 0}, java.util.Arrays.copyOf(in.tokenIds, 4));
-        assertArrayEquals(new int[] {0, 16, 63, 0}, java.util.Arrays.copyOf(in.positions, 4));
-        assertArrayEquals(new int[] {1, 17, 64, 1}, java.util.Arrays.copyOf(in.contextLengths, 4));
-        assertArrayEquals(new int[] {3, pad, pad, pad, 1, 4, pad, pad, 10, 11, 12, 13, pad, pad, pad, pad},
-                java.util.Arrays.copyOf(in.blockTables, 16));
-    }
-
-    @Test
-    void packingRefusesWhatAGraphCannotHold() {
-        DecodeGraphInputs in = new DecodeGraphInputs(4, 2, 0);
-        Step longSeq = new Step(4, 4);
-        longSeq.add(new int[] {1}, 0, 1, 40, new int[] {1, 2, 3}, 3, Step.Output.LAST_LOGITS);
-        assertThrows(IllegalArgumentException.class, () -> in.pack(longSeq, 1, 16), "3 blocks in a graph of 2");
-        Step prefill = new Step(4, 4);
-        prefill.add(new int[] {1, 2}, 0, 2, 0, new int[] {1}, 1, Step.Output.LAST_LOGITS);
-        assertThrows(IllegalArgumentException.class, () -> in.pack(prefill, 1, 16));
-        Step three = new Step(4, 4);
-        for (int s = 0; s < 3; s++) three.add(new int[] {1}, 0, 1, 0, new int[] {s}, 1, Step.Output.LAST_LOGITS);
-        assertThrows(IllegalArgumentException.class, () -> in.pack(three, 2, 16), "bucket smaller than the step");
-    }
 }
