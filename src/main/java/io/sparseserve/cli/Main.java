@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
 /** The {@code sparse-serve} command: one subcommand per job. Exit 0 ok, 2 bad usage or input, 1 internal error. */
 @Command(name = "sparse-serve", mixinStandardHelpOptions = true, version = "sparse-serve 0.1.0",
         description = "Serve, prune and evaluate pruned (sparse) large language models.",
-        subcommands = {ServeCommand.class, LoadtestCommand.class, GenerateCommand.class, EvalCommand.class, PruneCommand.class, InspectCommand.class, BenchCommand.class, PlanCommand.class,
+        subcommands = {ServeCommand.class, LoadtestCommand.class, AbuseCommand.class, GenerateCommand.class, EvalCommand.class, PruneCommand.class, InspectCommand.class, BenchCommand.class, PlanCommand.class,
                 SynthCommand.class, GpuCalibrateCommand.class, GpuCompareCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 

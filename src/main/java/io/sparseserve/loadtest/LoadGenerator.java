@@ -35,9 +35,17 @@ public final class LoadGenerator {
      * @param host a loopback address (the caller checks)
      * @param maxRequests stop sending after this many (0 = no limit other than the duration)
      * @param rssSampleSeconds how often to read the server's RSS from /metrics (0 = never)
+     * @param apiKey sent as {@code authorization: Bearer KEY} on every call, or null
      */
     public record Options(String host, int port, int concurrency, long durationMillis, long maxRequests,
-                          boolean stream, GenerateRequest request, long timeoutMillis, int rssSampleSeconds) {}
+                          boolean stream, GenerateRequest request, long timeoutMillis, int rssSampleSeconds,
+                          String apiKey) {
+        /** Without an API key (a server started without --api-key). */
+        public Options(String host, int port, int concurrency, long durationMillis, long maxRequests, boolean stream,
+                       GenerateRequest request, long timeoutMillis, int rssSampleSeconds) {
+            this(host, port, concurrency, durationMillis, maxRequests, stream, request, timeoutMillis, rssSampleSeconds, null);
+        }
+    }
 
     /** What a run measured; latencies in seconds. */
     public record Report(Map<String, Object> values) {}
@@ -123,6 +131,7 @@ public final class LoadGenerator {
     private Future<Void> unary(long t0) {
         return client.request(address, TextGenerationGrpcClient.Generate).compose(req -> {
             req.timeout(o.timeoutMillis(), TimeUnit.MILLISECONDS);
+            authorize(req.headers());
             return req.end(o.request()).compose(v -> req.response()).compose(resp -> resp.last().map(last -> {
                 GenerateResponse r = last;
                 tokens += r.getTokenIdsCount();
@@ -135,6 +144,7 @@ public final class LoadGenerator {
     private Future<Void> stream(long t0) {
         return client.request(address, TextGenerationGrpcClient.GenerateStream).compose(req -> {
             req.timeout(o.timeoutMillis(), TimeUnit.MILLISECONDS);
+            authorize(req.headers());
             return req.end(o.request()).compose(v -> req.response()).compose(resp -> {
                 long[] last = {-1};
                 resp.handler((GenerateStreamResponse m) -> {
@@ -157,6 +167,10 @@ public final class LoadGenerator {
         });
     }
 
+    private void authorize(io.vertx.core.MultiMap headers) {
+        if (o.apiKey() != null) headers.set("authorization", "Bearer " + o.apiKey());
+    }
+
     /** A stream that ended with a status other than OK. */
     private static final class StatusError extends RuntimeException {
         final GrpcStatus status;
@@ -177,7 +191,10 @@ public final class LoadGenerator {
 
     private Future<Void> sampleRss() {
         long at = System.nanoTime();
-        return http.request(HttpMethod.GET, "/metrics").compose(req -> req.send()).compose(resp -> resp.body()).map(body -> {
+        return http.request(HttpMethod.GET, "/metrics").compose(req -> {
+            authorize(req.headers());
+            return req.send();
+        }).compose(resp -> resp.body()).map(body -> {
             for (String line : body.toString().split("\n")) {
                 if (line.startsWith("sparseserve_process_resident_memory_bytes ")) {
                     double bytes = Double.parseDouble(line.substring(line.indexOf(' ') + 1).trim());
