@@ -1,5 +1,6 @@
 package io.sparseserve.engine;
 
+import io.sparseserve.backend.Logits;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.SplittableRandom;
@@ -146,17 +147,7 @@ public final class Sampler {
 
     /** Index of the largest of {@code logits[offset, offset + n)}, the lowest on ties; NaN is never chosen. */
     public static int argmax(float[] logits, int offset, int n) {
-        Objects.checkFromIndexSize(offset, n, logits.length);
-        int best = 0;
-        float bestValue = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            float v = logits[offset + i];
-            if (v > bestValue) {
-                bestValue = v;
-                best = i;
-            }
-        }
-        return best;
+        return Logits.argmax(logits, offset, n);
     }
 
     /**

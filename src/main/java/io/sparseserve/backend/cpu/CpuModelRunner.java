@@ -2,6 +2,7 @@ package io.sparseserve.backend.cpu;
 
 import io.sparseserve.backend.KvCapacity;
 import io.sparseserve.backend.KvDtype;
+import io.sparseserve.backend.Logits;
 import io.sparseserve.backend.KvSizing;
 import io.sparseserve.backend.MemoryUse;
 import io.sparseserve.backend.ModelRunner;
@@ -97,23 +98,10 @@ public final class CpuModelRunner implements ModelRunner {
         System.arraycopy(scratch, 0, logits, 0, logitRows * vocab);
         int row = logitRows;
         for (int s = 0; s < step.sequences(); s++) {
-            if (step.output(s) == Step.Output.LAST_ARGMAX) argmax[s] = argmax(scratch, (row++) * vocab, vocab);
+            if (step.output(s) == Step.Output.LAST_ARGMAX) argmax[s] = Logits.argmax(scratch, (row++) * vocab, vocab);
         }
     }
 
-    /** Index of the largest of {@code x[offset, offset + n)}, the lowest on ties; NaN is never chosen (as the sampler). */
-    static int argmax(float[] x, int offset, int n) {
-        int best = 0;
-        float bestValue = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            float v = x[offset + i];
-            if (v > bestValue) {
-                bestValue = v;
-                best = i;
-            }
-        }
-        return best;
-    }
 
     @Override
     public MemoryUse memory() {

@@ -1,5 +1,6 @@
 package io.sparseserve.backend.cuda;
 
+import io.sparseserve.backend.Logits;
 import io.sparseserve.backend.ModelRunner;
 import io.sparseserve.backend.Step;
 import java.util.LinkedHashMap;
@@ -44,7 +45,7 @@ public final class RunnerComparison {
             worst = Math.max(worst, e);
             if (e > tolerance) failedRows++;
         }
-        int next = argmax(refLogits, (prompt.length - 1) * vocab, vocab);
+        int next = Logits.argmax(refLogits, (prompt.length - 1) * vocab, vocab);
         int checked = 0, mismatches = 0, nearTies = 0;
         int[] one = new int[1];
         for (int i = 0; i < newTokens - 1; i++) {
@@ -59,13 +60,13 @@ public final class RunnerComparison {
                 worst = Math.max(worst, e);
                 rows++;
                 if (e > tolerance) failedRows++;
-                devPick[0] = argmax(devLogits, 0, vocab);
+                devPick[0] = Logits.argmax(devLogits, 0, vocab);
             } else {
                 step.clear();
                 step.add(one, 0, 1, prompt.length + i, table, blocks, Step.Output.LAST_ARGMAX);
                 device.forward(step, devLogits, devPick);
             }
-            refPick[0] = argmax(refLogits, 0, vocab);
+            refPick[0] = Logits.argmax(refLogits, 0, vocab);
             if (margin(refLogits, vocab) > tolerance * maxAbs(refLogits, 0, vocab)) {
                 checked++;
                 if (devPick[0] != refPick[0]) mismatches++;
@@ -103,13 +104,6 @@ public final class RunnerComparison {
         double m = 0;
         for (int i = 0; i < n; i++) m = Math.max(m, Math.abs(x[off + i]));
         return m;
-    }
-
-    /** The lowest index of the largest value (Sampler.argmax's rule). */
-    static int argmax(float[] x, int off, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) if (x[off + i] > x[off + best]) best = i;
-        return best;
     }
 
     /** Largest minus second largest of row 0. */
