@@ -81,6 +81,15 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
     return v;
 }
+// Inclusive prefix sum over the warp's lanes (lane i gets v of lanes 0..i): the bitmask tiles' popcount offsets.
+__device__ __forceinline__ int warp_inclusive_sum(int v, int lane) {
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        int n = __shfl_up_sync(FULL, v, o);
+        if (lane >= o) v += n;
+    }
+    return v;
+}
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result. scratch: 32 floats of
 // shared memory, reused after a barrier.

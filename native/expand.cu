@@ -18,12 +18,7 @@ __device__ __forceinline__ void expand_bitmask(const unsigned long long* bits, c
     int base = 0;
     for (int g = 0; g < tiles; g += 32) {
         unsigned long long b = g + lane < tiles ? br[g + lane] : 0ull;
-        int cnt = __popcll(b), inc = cnt;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            int n = __shfl_up_sync(ss::FULL, inc, o);
-            if (lane >= o) inc += n;
-        }
+        int cnt = __popcll(b), inc = ss::warp_inclusive_sum(cnt, lane);
         int off = base + inc - cnt;
         int nt = min(32, tiles - g);
         for (int i = 0; i < nt; i++) {

@@ -28,12 +28,7 @@ __device__ __forceinline__ void spmv_bitmask(const unsigned long long* bits, con
     int base = 0; // kept values of the row's tiles before this group of 32
     for (int g = 0; g < tiles; g += 32) {
         unsigned long long b = g + lane < tiles ? __ldg(br + g + lane) : 0ull;
-        int cnt = __popcll(b), inc = cnt;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            int n = __shfl_up_sync(ss::FULL, inc, o);
-            if (lane >= o) inc += n;
-        }
+        int cnt = __popcll(b), inc = ss::warp_inclusive_sum(cnt, lane);
         int off = base + inc - cnt;
         int nt = min(32, tiles - g);
 #pragma unroll 4
