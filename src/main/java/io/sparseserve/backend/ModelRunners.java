@@ -1,6 +1,7 @@
 package io.sparseserve.backend;
 
 import io.sparseserve.backend.cpu.CpuModelRunner;
+import io.sparseserve.backend.cpu.CpuPool;
 import io.sparseserve.backend.cuda.CudaRunners;
 import io.sparseserve.model.InvalidInputException;
 
@@ -9,19 +10,14 @@ public final class ModelRunners {
     private ModelRunners() {}
 
     /**
-     * The factory for a device. Checks the options against the device at once (before a model is loaded): the CPU
-     * keeps keys and values in f32 only; several GPUs (a layer split) are not supported yet; a GPU needs a driver, the device and the kernels
-     * ({@link CudaRunners#check}).
+     * The factory for a device. Checks the options against the device at once (before a model is loaded): several
+     * GPUs (a layer split) are not supported yet; a GPU needs a driver, the device and the kernels
+     * ({@link CudaRunners#check}). The CPU keeps keys and values in f32 (its default) or bf16.
      */
     public static RunnerFactory factory(Device device, DeviceOptions options) {
         KvDtype kv = options.kvDtypeFor(device);
         return switch (device.kind()) {
-            case CPU -> {
-                if (kv != KvDtype.F32) {
-                    throw new InvalidInputException("--kv-dtype " + kv.label() + " is not supported on the cpu (f32 only)");
-                }
-                yield CpuModelRunner::new;
-            }
+            case CPU -> (model, config) -> new CpuModelRunner(model, config, CpuPool.shared(), kv);
             case CUDA -> {
                 if (device.ordinals().length > 1) {
                     throw new InvalidInputException("--device " + device + ": splitting a model over several GPUs is not "
