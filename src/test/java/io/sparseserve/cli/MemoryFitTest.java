@@ -25,6 +25,24 @@ class MemoryFitTest {
         assertOneLineRefusal(r);
     }
 
+    @Test
+    void stepsTooLargeForTheHeapAreOneLineAndExitTwo() {
+        String model = TestData.bundledModel().toString();
+        // 4M tokens x 688 (the MLP width): past the largest Java array.
+        CliRunner tooWide = CliRunner.run("serve", "--model", model, "--port", "0", "--max-batch-tokens", "4000000");
+        assertEquals(Main.EXIT_BAD_INPUT, tooWide.exitCode(), tooWide.err());
+        assertTrue(tooWide.err().startsWith("error: cpu: steps of 4000000 tokens need activation arrays"), tooWide.err());
+        // Activation buffers of 3 x the heap's limit (ten float arrays of tokens x 256 to 688 floats).
+        long tokens = Math.min(3_000_000, 3 * Runtime.getRuntime().maxMemory() / (4 * 3000));
+        CliRunner tooBig = CliRunner.run("serve", "--model", model, "--port", "0", "--max-batch-tokens", Long.toString(tokens));
+        assertEquals(Main.EXIT_BAD_INPUT, tooBig.exitCode(), tooBig.err());
+        assertTrue(tooBig.err().startsWith("error: cpu: the Java heap (limit "), tooBig.err());
+        for (CliRunner r : new CliRunner[] {tooWide, tooBig}) {
+            assertFalse(r.err().contains("\tat "), "stack trace printed:\n" + r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+        }
+    }
+
     /**
      * A Llama 3.1-style 131,072-position context, on a small model made as wide and deep as needed for one f32
      * sequence of KV to exceed this machine's memory (Llama 3.1 8B's would need 32 GiB): refused at start, in one line.

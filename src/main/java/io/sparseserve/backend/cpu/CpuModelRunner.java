@@ -63,9 +63,20 @@ public final class CpuModelRunner implements ModelRunner {
         };
         KvSizing.checkHostFit(model.weightBytes(), blocks * perBlock, blocks, config.blockSize(), dtype,
                 Runtime.getRuntime().maxMemory(), host);
+        long widest = (long) config.maxStepTokens() * Math.max(Math.max(c.hidden(), c.qDim()), c.intermediate());
+        if (widest > Integer.MAX_VALUE - 8) {
+            throw new DeviceUnavailableException("cpu: steps of " + config.maxStepTokens() + " tokens need activation "
+                    + "arrays of " + widest + " floats, more than a Java array holds; lower --max-batch-tokens");
+        }
         this.cache = openCache(blocks, perBlock);
         try {
             this.transformer = new Transformer(model, new CpuBackend(pool, c.maxPositions()), config.maxStepTokens());
+        } catch (OutOfMemoryError e) {
+            cache.close();
+            // The activation buffers (and rope tables, score buffers) live on the heap: one line, not a stack trace.
+            throw new DeviceUnavailableException(String.format(Locale.ROOT, "cpu: the Java heap (limit %.2f GiB) cannot "
+                    + "hold the activation buffers of %d-token steps; lower --max-batch-tokens or raise SPARSE_SERVE_HEAP",
+                    Runtime.getRuntime().maxMemory() / (double) (1L << 30), config.maxStepTokens()), e);
         } catch (RuntimeException | Error e) {
             cache.close();
             throw e;
