@@ -48,11 +48,11 @@ class DeviceCommandLineTest {
     void badDeviceOptionsExitTwoWithOneLineNamingTheOption() {
         String[][] bad = {
             {"--device", "gpu"}, {"--device", "cuda:x"}, {"--device", "cuda:0,0"},
-            {"--kv-dtype", "bf16"}, {"--kv-dtype", "int8"},
+            {"--kv-dtype", "int8"},
             {"--gpu-memory-utilization", "1.5"}, {"--gpu-memory-utilization", "0"},
             {"--sparse-kernel", "csr"},
         };
-        String[] prefixes = {"--device", "--device", "--device", "--kv-dtype bf16 is not supported on the cpu", "--kv-dtype",
+        String[] prefixes = {"--device", "--device", "--device", "--kv-dtype",
             "--gpu-memory-utilization", "--gpu-memory-utilization", "--sparse-kernel"};
         for (String[] sub : subcommands()) {
             for (int i = 0; i < bad.length; i++) {
@@ -126,5 +126,11 @@ class DeviceCommandLineTest {
         assertEquals("f32", runner.get("kv_dtype").asText());
         assertEquals(1, runner.get("kv_blocks").asInt());
         assertTrue(runner.get("memory_weights_bytes").asLong() > 0);
+        // bf16 KV on the cpu: the same blocks in half the bytes.
+        CliRunner b = CliRunner.run("inspect", "--model", MODEL, "--device", "cpu", "--kv-dtype", "bf16", "--json");
+        assertEquals(0, b.exitCode(), b.err());
+        JsonNode bf16 = new ObjectMapper().readTree(b.out()).get("runner");
+        assertEquals("bf16", bf16.get("kv_dtype").asText());
+        assertEquals(runner.get("memory_kv_bytes").asLong(), 2 * bf16.get("memory_kv_bytes").asLong());
     }
 }
