@@ -32,9 +32,11 @@ public final class AbuseSuite {
      * @param seconds length of each scenario
      * @param scale multiplies every attacker count (1 = the issue's counts)
      * @param only scenario names to run (empty = all); baseline always runs
+     * @param attackerAddress where the attackers' connections come from (null: the same address as the well-behaved
+     *        client's), so that the server sees them as another client, as a real deployment would
      */
     public record Options(String host, int port, String apiKey, long serverPid, int seconds, double scale,
-                          int concurrency, int maxNewTokens, long seed, List<String> only) {}
+                          int concurrency, int maxNewTokens, long seed, List<String> only, String attackerAddress) {}
 
     /** One scenario's row; {@code values} keeps the order in which the columns print. */
     public record Row(Map<String, Object> values) {}
@@ -91,7 +93,7 @@ public final class AbuseSuite {
         long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
         try {
             var r = new LoadGenerator(new LoadGenerator.Options(o.host(), o.port(), 4, millis, 0, false, request(4),
-                    10_000, 0, "wrong-key")).run().values();
+                    10_000, 0, "wrong-key", o.attackerAddress())).run().values();
             @SuppressWarnings("unchecked") Map<String, Long> errors = (Map<String, Long>) r.get("errors_by_status");
             Map<String, Long> m = new LinkedHashMap<>(errors);
             m.put("OK", (Long) r.get("ok"));
@@ -134,7 +136,7 @@ public final class AbuseSuite {
     private Row scenario(Scenario s, Map<String, Object> baseline) throws Exception {
         log.info("scenario {}: {}", s.name(), s.rate());
         Metrics before = metrics();
-        Attacks attacks = new Attacks(new Attacks.Target(o.host(), o.port(), o.apiKey(), o.seed()));
+        Attacks attacks = new Attacks(new Attacks.Target(o.host(), o.port(), o.apiKey(), o.seed(), o.attackerAddress()));
         long millis = o.seconds() * 1000L;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         var attacker = CompletableFuture.runAsync(() -> {
