@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * SIGCOMM 1989, applied to slots rather than bytes): when a slot frees, the waiting sequence whose client runs the
  * fewest sequences goes first (ties: first come, first served); and when every slot is taken while a client below its
  * fair share ({@code maxRunning / clients with work}) waits, one sequence of a client above its share is preempted
- * per step (recomputed later, as vLLM's recompute preemption). A lone client therefore still gets every slot.
+ * per step (recomputed later, as vLLM's recompute preemption). A lone client therefore still gets every slot. Each
+ * step's prompt tokens are shared the same way (see {@code Engine.chunk}).
  */
 final class Clients {
     /** One client's counts. {@code refs} and {@code queued} are thread-safe; the rest belongs to the scheduler. */
@@ -23,6 +24,9 @@ final class Clients {
         final AtomicInteger queued = new AtomicInteger();
         /** Running sequences, recounted by {@link #recount} before each step. */
         int running;
+        /** Prompt tokens given to this client's sequences in step {@code prefillStep} (scheduler thread). */
+        int prefillTokens;
+        long prefillStep = -1;
         private long epoch = -1;
 
         Client(String id) {
@@ -70,8 +74,8 @@ final class Clients {
         return c;
     }
 
-    /** Each active client's fair share of {@code maxRunning} slots (at least 1). */
-    int share(int maxRunning) {
-        return Math.max(1, maxRunning / Math.max(1, active));
+    /** Each active client's fair share of {@code total} (running slots, or a step's prompt tokens); at least 1. */
+    int share(int total) {
+        return Math.max(1, total / Math.max(1, active));
     }
 }

@@ -145,6 +145,7 @@ public final class Engine implements AutoCloseable {
     private volatile int parkedCount;
     private volatile int freeBlocks;
     private volatile boolean busy;
+    private long stepNumber; // scheduler thread: numbers the steps, for the per-client prompt-token shares
 
     /**
      * Opens a runner from {@code runners} sized for the configuration (steps of maxBatchTokens tokens and maxRunning
@@ -458,13 +459,16 @@ public final class Engine implements AutoCloseable {
         int n = 0;
         if (!waiting.isEmpty()) {
             for (Sequence p; (p = pausedVictim(null)) != null; ) park(p);
-            clients.recount(running, waiting);
-            rebalance();
         }
+        clients.recount(running, waiting);
+        if (!waiting.isEmpty()) rebalance();
+        int prefillShare = clients.share(config.maxBatchTokens());
+        stepNumber++;
         for (int i = 0; i < running.size() && budget > 0; i++) {
             Sequence s = running.get(i);
             if (s.paused) continue;
-            int count = Math.min(s.length - s.computed, budget);
+            int count = chunk(s, budget, prefillShare);
+            if (count == 0) continue; // its client's prompt tokens for this step are used up
             boolean preemptedSelf = false;
             while (!s.table.ensure(s.computed + count)) {
                 Sequence idle = pausedVictim(s);
@@ -488,7 +492,8 @@ public final class Engine implements AutoCloseable {
         while (budget > 0 && running.size() < config.maxRunning() && !waiting.isEmpty()) {
             Sequence s = nextFair();
             if (s == null) break; // every waiting client is at --max-running-per-client
-            int count = Math.min(s.length - s.computed, budget);
+            int count = chunk(s, budget, prefillShare);
+            if (count == 0) break; // the fair choice's client has no prompt tokens left this step
             if (!s.table.ensure(s.computed + count)) break; // the fair choice waits for blocks: nobody overtakes it
             waiting.remove(s);
             s.client.running++;
@@ -508,6 +513,27 @@ public final class Engine implements AutoCloseable {
         }
         busy = !running.isEmpty() || !waiting.isEmpty() || !parked.isEmpty();
         return n;
+    }
+
+    /**
+     * Tokens of {@code s} to compute this step: one when decoding; when prefilling (or recomputing), the next chunk of
+     * its prompt, at most the step's budget left and what is left of its client's share of the step's prompt tokens
+     * ({@code share}: --max-batch-tokens / clients with work). The share keeps one client's long prompts from making
+     * every step long, which is what delays everyone else's first token (Sarathi-Serve, Agrawal et al. OSDI 2024,
+     * bounds a step's prompt tokens for the same reason); a lone client gets the whole budget.
+     */
+    private int chunk(Sequence s, int budget, int share) {
+        int want = s.length - s.computed;
+        if (want <= 1) return Math.min(want, budget);
+        Clients.Client c = s.client;
+        if (c.prefillStep != stepNumber) {
+            c.prefillStep = stepNumber;
+            c.prefillTokens = 0;
+        }
+        int count = Math.min(want, Math.min(budget, share - c.prefillTokens));
+        if (count <= 0) return 0;
+        c.prefillTokens += count;
+        return count;
     }
 
     /**
