@@ -22,10 +22,16 @@ fi
 export SPARSE_SERVE_API_KEY="abuse-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 . "$here/loadtest/start-server.sh"
+# The suite compares the server's resident memory before and after: its heap is bounded for that (the launcher
+# leaves -Xmx to the JVM's default, a quarter of the machine's memory, and ParallelGC then lets the old generation's
+# touched pages grow long before a full collection), with survivor spaces of a fixed size (ParallelGC's adaptive
+# sizing shrank them to ~1.5 MB, so requests in flight at a young collection were promoted). SERVER_JAVA_OPTS
+# overrides it.
+server_java_opts="${SERVER_JAVA_OPTS:--Xmx256m -XX:-UseAdaptiveSizePolicy -XX:SurvivorRatio=4}"
 # shellcheck disable=SC2086
-start_server "$model" "$port" ${SERVE_OPTS:-}
+JAVA_OPTS="$server_java_opts" start_server "$model" "$port" ${SERVE_OPTS:-}
 trap 'kill -TERM $server 2>/dev/null || true; for _ in $(seq 1 120); do kill -0 $server 2>/dev/null || break; sleep 0.5; done; kill -KILL $server 2>/dev/null || true' EXIT
-echo "server pid $server, log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "server pid $server (JAVA_OPTS $server_java_opts), log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 status=0
 "$here/bin/sparse-serve" abuse --port "$port" --server-pid "$server" "$@" || status=$?
