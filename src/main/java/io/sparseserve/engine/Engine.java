@@ -24,10 +24,12 @@ import org.slf4j.LoggerFactory;
  * Continuous batching (Orca, Yu et al. OSDI 2022; vLLM's scheduler): one scheduler thread runs forward steps
  * back to back, and between any two steps waiting sequences join the batch and finished or cancelled ones leave it.
  *
- * <p>Each step, in first-come-first-served order: every running sequence gets its next token computed (one token
- * when decoding, the next chunk of its prompt when prefilling), then waiting sequences are admitted while the
- * step's token budget ({@code maxBatchTokens}), the running limit and the free KV-cache blocks allow, each with a
- * first chunk of its prompt (chunked prefill, so a long prompt never stalls the decoding sequences for long). When a
+ * <p>Each step: every running sequence gets its next token computed (one token when decoding, the next chunk of its
+ * prompt when prefilling), then waiting sequences are admitted while the step's token budget
+ * ({@code maxBatchTokens}), the running limit and the free KV-cache blocks allow, each with a first chunk of its
+ * prompt (chunked prefill, so a long prompt never stalls the decoding sequences for long). Sequences belong to
+ * clients, which share the slots and each step's prompt tokens fairly ({@link Clients}): admission takes the client
+ * running the fewest first, and within a client first come, first served. When a
  * running sequence needs a block and none is free, the newest running sequence is preempted: its blocks are freed,
  * it goes back to the front of the queue and is recomputed later from its prompt and the tokens it already has
  * (vLLM's recompute preemption). Every computation of the forward pass is per token, so neither batching nor
