@@ -95,7 +95,7 @@ public record MemoryPlanner(ModelShape shape, DType dtype, DType kvDtype, long g
      * (GPU, first layer): O(gpus · layers²). Throws when the model has fewer layers than {@code gpus}.
      */
     public MemoryPlan split(WeightFormat format, int gpus) {
-        if (gpus < 1) throw new InvalidInputException("--gpus must be >= 1, got " + gpus);
+        if (gpus < 1) throw new InvalidInputException("--gpus " + gpus + ": must be >= 1");
         int layers = shape.layers();
         if (gpus > layers) {
             throw new InvalidInputException("--gpus " + gpus + ": the model has " + layers + " layers, and every GPU of a "
