@@ -64,7 +64,7 @@ final class CudaPathProber implements SparsePathTimer.Prober, AutoCloseable {
         SparseUploads uploads = new SparseUploads(ctx, libs, maxTokens, maxWidth);
         try {
             DeviceLinear lin = scratch.layout(m, 0, kernel, uploads, "timing " + kernel.label() + " " + shape.rows() + "x" + shape.cols());
-            uploads.finish(1, maxTokens);
+            uploads.finish(1, Math.min(maxTokens, CudaStage.PREFILL_TIMING_TOKENS), maxTokens);
             LinearOps ops = new LinearOps(ctx, kernels, gemm, uploads, cast, denseScratch);
             return new SparsePathTimer.Probe() {
                 @Override
