@@ -1,6 +1,7 @@
 package io.sparseserve.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
@@ -91,6 +92,23 @@ class DeviceFailureExitTest {
             assertEquals(2, r.exitCode(), r.err());
             assertEquals("error: -Dsparseserve.faultInjection must be CODE@STEP (a CUresult code > 0, a step >= 1), got 'illegal'",
                     r.err().strip());
+        } finally {
+            if (old == null) System.clearProperty("sparseserve.faultInjection");
+            else System.setProperty("sparseserve.faultInjection", old);
+        }
+    }
+
+    @Test
+    void aDeviceFailureInGenerateIsOneLineAndExitOne() {
+        String old = System.getProperty("sparseserve.faultInjection");
+        System.setProperty("sparseserve.faultInjection", "700@1");
+        try {
+            CliRunner r = CliRunner.run("generate", "--model", TestData.bundledModel().toString(), "--prompt", "x",
+                    "--max-new-tokens", "2");
+            assertEquals(1, r.exitCode(), r.err());
+            assertTrue(r.err().strip().startsWith("error: device failed: "), r.err());
+            assertTrue(r.err().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), r.err());
+            assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
         } finally {
             if (old == null) System.clearProperty("sparseserve.faultInjection");
             else System.setProperty("sparseserve.faultInjection", old);
