@@ -1,5 +1,6 @@
 package io.sparseserve.cli;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Engine;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -173,11 +175,17 @@ final class ServeCommand implements Callable<Integer> {
                     RunnerConfig.DEFAULT_BLOCK_SIZE, maxRunningPerClient, maxWaitingPerClient);
             Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
+            // A sticky device error ends the process non-zero (an orchestrator restarts it): the server has turned
+            // NOT_SERVING when this is called; the main thread then closes it and returns the exit code.
+            CountDownLatch stop = new CountDownLatch(1);
+            AtomicReference<DeviceFailure> failed = new AtomicReference<>();
             try (SparseServer server = new SparseServer(engine, metrics,
-                    new SparseServer.Options(host, port, id, engine.runner().device(), security, limits))) {
+                    new SparseServer.Options(host, port, id, engine.runner().device(), security, limits).onDeviceFailure(f -> {
+                        failed.set(f);
+                        stop.countDown();
+                    }))) {
                 int actual = server.start();
                 // Installed once listening: a start that fails exits as usual (and an in-process caller keeps its own).
-                CountDownLatch stop = new CountDownLatch(1);
                 Signal.handle(new Signal("TERM"), s -> stop.countDown());
                 Signal.handle(new Signal("INT"), s -> stop.countDown());
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "
@@ -185,6 +193,10 @@ final class ServeCommand implements Callable<Integer> {
                 // One line on stderr that scripts and tests can wait for.
                 System.err.println("sparse-serve: listening on " + host + ":" + actual);
                 stop.await();
+                if (failed.get() != null) {
+                    System.err.println("error: device failed, exiting so that the server is restarted: " + failed.get().getMessage());
+                    return Main.EXIT_INTERNAL;
+                }
                 boolean clean = server.drain(Duration.ofSeconds(drainTimeout));
                 log.info(clean ? "drained; shutting down" : "drain timed out; shutting down");
             }

@@ -1,5 +1,6 @@
 package io.sparseserve.engine;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.backend.KvCapacity;
 import io.sparseserve.backend.KvSizing;
 import io.sparseserve.backend.ModelRunner;
@@ -15,7 +16,9 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -140,6 +143,9 @@ public final class Engine implements AutoCloseable {
     private final Thread thread;
     private final Object idle = new Object();
     private volatile boolean closing;
+    // Set once when a step throws DeviceFailure: the scheduler stops and the listeners (the server) are told.
+    private volatile DeviceFailure deviceFailure;
+    private final CopyOnWriteArrayList<Consumer<DeviceFailure>> failureListeners = new CopyOnWriteArrayList<>();
 
     // Published by the scheduler after every step, for gauges and tests.
     private volatile int runningCount;
@@ -216,6 +222,8 @@ public final class Engine implements AutoCloseable {
      */
     public Handle submit(GenerationRequest request, TokenSink sink, String client) {
         request.validate(c, tokenizer);
+        DeviceFailure failed = deviceFailure;
+        if (failed != null) throw new ClosedException("the device failed: " + failed.getMessage());
         if (closing) throw new ClosedException("the engine is shutting down");
         Clients.Client who = clients.acquire(client);
         Sequence seq;
@@ -260,6 +268,22 @@ public final class Engine implements AutoCloseable {
     /** Clients with sequences in the engine now (for tests and gauges). */
     public int clients() {
         return clients.size();
+    }
+
+    /**
+     * Calls {@code listener} once, on the scheduler thread, when a step fails with a {@link DeviceFailure} (a sticky
+     * device error: the device cannot run another step). By then the scheduler has stopped and every sequence has been
+     * failed with {@link ClosedException}. Registered after the failure, it is called at once.
+     */
+    public void onDeviceFailure(Consumer<DeviceFailure> listener) {
+        failureListeners.add(listener);
+        DeviceFailure failed = deviceFailure;
+        if (failed != null && failureListeners.remove(listener)) listener.accept(failed);
+    }
+
+    /** The sticky device failure that stopped the scheduler, or null. */
+    public DeviceFailure deviceFailure() {
+        return deviceFailure;
     }
 
     /** Sequences in the running batch. */
@@ -326,7 +350,14 @@ public final class Engine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (!thread.isAlive()) runner.close(); // a step still running keeps the runner (and the device) until it ends
+        if (thread.isAlive()) return; // a step still running keeps the runner (and the device) until it ends
+        try {
+            runner.close();
+        } catch (RuntimeException e) {
+            if (deviceFailure == null) throw e;
+            // After a sticky error every device call fails: nothing more can be freed; the process is about to exit.
+            log.warn("closing the runner after the device failure: {}", e.toString());
+        }
     }
 
     void wake() {
@@ -354,12 +385,19 @@ public final class Engine implements AutoCloseable {
                     continue;
                 }
                 step(n, start);
+            } catch (DeviceFailure e) {
+                log.error("the device failed; stopping the scheduler (a restart is needed)", e);
+                deviceFailure = e;
+                closing = true;
             } catch (RuntimeException | Error e) {
                 log.error("scheduler step failed; failing the sequences of the step", e);
                 failRunning(e);
             }
         }
-        ClosedException closed = new ClosedException("the engine shut down before the request finished");
+        DeviceFailure failed = deviceFailure;
+        ClosedException closed = new ClosedException(failed != null ? "the device failed: " + failed.getMessage()
+                : "the engine shut down before the request finished");
+        for (int i = 0; i < stepSeqs.length; i++) stepSeqs[i] = null;
         drainInbox();
         for (Sequence s : running) abort(s, closed);
         for (Sequence s : waiting) abort(s, closed);
@@ -369,6 +407,16 @@ public final class Engine implements AutoCloseable {
         parked.clear();
         preemptedWaiting = 0;
         publish();
+        if (failed != null) {
+            for (Consumer<DeviceFailure> listener : failureListeners) {
+                if (!failureListeners.remove(listener)) continue; // called once, even if registered concurrently
+                try {
+                    listener.accept(failed);
+                } catch (RuntimeException e) {
+                    log.error("device failure listener failed", e);
+                }
+            }
+        }
     }
 
     private void drainInbox() {

@@ -19,6 +19,7 @@ final class Serving {
     private final ServerLimits limits;
     private final ClientIdentity clients;
     private volatile boolean draining;
+    private volatile String failure;
 
     Serving(Engine engine, ServingMetrics metrics, String modelId, String device, ServerLimits limits) {
         this.engine = engine;
@@ -74,6 +75,17 @@ final class Serving {
 
     void startDraining() {
         draining = true;
+    }
+
+    /** The device failed (a sticky error): refuse everything from now on, as when draining, and say why. */
+    void deviceFailed(String why) {
+        failure = why;
+        draining = true;
+    }
+
+    /** Why the device failed, or null while it works. */
+    String failure() {
+        return failure;
     }
 
     /** Parameters and sparsity counted once at start (sparsity of a dense matrix costs a scan). */
