@@ -97,6 +97,27 @@ final class ServeCommand implements Callable<Integer> {
             description = "Open connections at most; more are closed at once (default ${DEFAULT-VALUE}).")
     int maxConnections;
 
+    @Option(names = "--max-connections-per-client", defaultValue = "0",
+            description = "Open connections from one client address at most; more are closed at once "
+                    + "(default 0 = half of --max-connections).")
+    int maxConnectionsPerClient;
+
+    @Option(names = "--max-running-per-client", defaultValue = "0",
+            description = "Running sequences of one client at most (default 0 = no cap: clients share the running "
+                    + "slots fairly, and a lone client may use them all). A client is its address (--client-id-header).")
+    int maxRunningPerClient;
+
+    @Option(names = "--max-waiting-per-client", defaultValue = "0",
+            description = "Waiting requests of one client at most; more get RESOURCE_EXHAUSTED / 429 "
+                    + "(default 0 = no share beyond --max-waiting).")
+    int maxWaitingPerClient;
+
+    @Option(names = "--client-id-header", paramLabel = "NAME",
+            description = "Behind a trusted reverse proxy only: take the client's address from this header (the last "
+                    + "entry of e.g. X-Forwarded-For) instead of the connection's peer address. Clients can forge it "
+                    + "when they reach the server directly.")
+    String clientIdHeader;
+
     @Option(names = "--max-streams-per-connection", defaultValue = "100",
             description = "HTTP/2 concurrent streams per connection (default ${DEFAULT-VALUE}).")
     int maxStreams;
@@ -134,7 +155,7 @@ final class ServeCommand implements Callable<Integer> {
         ApiKeyAuth key = ApiKeyAuth.resolve(apiKey, apiKeyFile, System.getenv());
         ServerSecurity security = new ServerSecurity(key, tlsCert, tlsKey, metricsAuth);
         ServerLimits limits = new ServerLimits(maxConnections, maxStreams, Duration.ofSeconds(idleTimeout),
-                Duration.ofSeconds(streamIdleTimeout), tokenizerThreads, tokenizerQueue);
+                Duration.ofSeconds(streamIdleTimeout), tokenizerThreads, tokenizerQueue, maxConnectionsPerClient, clientIdHeader);
         String warning = exposureWarning(host, key);
         if (warning != null) {
             log.warn(warning);
@@ -151,7 +172,7 @@ final class ServeCommand implements Callable<Integer> {
         try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
-                    RunnerConfig.DEFAULT_BLOCK_SIZE);
+                    RunnerConfig.DEFAULT_BLOCK_SIZE, maxRunningPerClient, maxWaitingPerClient);
             Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
             // A sticky device error ends the process non-zero (an orchestrator restarts it): the server has turned

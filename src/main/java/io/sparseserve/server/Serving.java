@@ -17,12 +17,14 @@ final class Serving {
     private final AccessLog accessLog = new AccessLog();
     private final TokenizerPool tokenizers;
     private final ServerLimits limits;
+    private final ClientIdentity clients;
     private volatile boolean draining;
     private volatile String failure;
 
     Serving(Engine engine, ServingMetrics metrics, String modelId, String device, ServerLimits limits) {
         this.engine = engine;
         this.limits = limits;
+        this.clients = new ClientIdentity(limits.clientHeader());
         this.tokenizers = new TokenizerPool(limits.tokenizerThreads(), limits.tokenizerQueue());
         this.metrics = metrics;
         this.requests = new ProtoRequests(engine.tokenizer(), engine.modelConfig().maxPositions(),
@@ -48,6 +50,11 @@ final class Serving {
 
     ServerLimits limits() {
         return limits;
+    }
+
+    /** Who a request's client is (the engine shares its slots between clients). */
+    ClientIdentity clients() {
+        return clients;
     }
 
     AccessLog accessLog() {

@@ -21,8 +21,6 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -67,16 +65,18 @@ public final class SparseServer implements AutoCloseable {
     private final GrpcServer grpc;
     private final HealthEndpoint health;
     private final boolean tls;
-    private final AtomicInteger openConnections = new AtomicInteger();
-    private final AtomicLong refusedConnections = new AtomicLong();
-    private final RateLimitedLog connectionLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
+    private final ConnectionGate connections;
     private final RateLimitedLog bodyLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
     private final String host;
     private final int requestedPort;
     private int port = -1;
 
     public SparseServer(Engine engine, ServingMetrics metrics, Options options) {
+        ServerLimits limits = options.limits();
+        this.connections = new ConnectionGate(limits.maxConnections(), limits.connectionsPerClient());
         this.vertx = Vertx.builder()
+                // Counts and bounds connections as they are accepted, before any byte (see ConnectionGate).
+                .withTransport(new GatedTransport(connections))
                 .with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)
                         .addDisabledMetricsCategory(MetricsDomain.EVENT_BUS)
                         .addDisabledMetricsCategory(MetricsDomain.NAMED_POOLS)
@@ -143,7 +143,6 @@ public final class SparseServer implements AutoCloseable {
             }
         });
 
-        ServerLimits limits = options.limits();
         HttpServerOptions httpOptions = new HttpServerOptions().setHost(options.host()).setPort(options.port())
                 .setHttp2ClearTextEnabled(true)
                 // A connection that sends and receives nothing for this long is closed (half-open and idle floods).
@@ -157,17 +156,6 @@ public final class SparseServer implements AutoCloseable {
         }
         this.tls = security.tls();
         this.http = vertx.createHttpServer(httpOptions);
-        int maxConnections = limits.maxConnections();
-        http.connectionHandler(conn -> {
-            // Over the limit the connection is closed at once: a flood of idle connections cannot exhaust file
-            // descriptors or memory, and the clients already connected keep being served.
-            if (openConnections.incrementAndGet() > maxConnections) {
-                refusedConnections.incrementAndGet();
-                connectionLimitLog.warn("connection limit reached: {} open (--max-connections); closing new ones", maxConnections);
-                conn.close();
-            }
-            conn.closeHandler(v -> openConnections.decrementAndGet());
-        });
         http.requestHandler(req -> {
             if (isGrpc(req)) {
                 if (key != null && !openGrpc(req.path()) && !key.accepts(req.getHeader("authorization"))) {
@@ -235,14 +223,19 @@ public final class SparseServer implements AutoCloseable {
         return port;
     }
 
-    /** Connections open now (counting those being closed for being over the limit). */
+    /** TCP connections open now, counted from their accept (whether or not they ever sent a byte). */
     public int openConnections() {
-        return openConnections.get();
+        return connections.open();
     }
 
-    /** Connections closed at once since start because --max-connections were open. */
+    /** Connections closed at once since start: --max-connections, or --max-connections-per-client from one address. */
     public long refusedConnections() {
-        return refusedConnections.get();
+        return connections.refused();
+    }
+
+    /** Distinct client addresses with open connections. */
+    public int connectedClients() {
+        return connections.clients();
     }
 
     /** The access log (tests listen to its lines). */
