@@ -181,6 +181,41 @@ p_gpu_logits() {
   "$py" "$lib" collect "$work" 'compare-*.json' "$work/detail-gpu_logits.json" --all-pass
 }
 
+# Issue 12: a layer split on one GPU (cuda:0,0: two stages, the residual stream copied device to device) must
+# generate exactly what one stage does, token for token: 32 greedy ids each on its own, and logits within 1e-3.
+p_gpu_split() {
+  set -e
+  for spec in "$root/models/kdoc-llama-5m:" "$root/models/kdoc-llama-5m:1,5" "$root/src/test/resources/fixtures/tiny-llama-f32:" \
+              "$root/src/test/resources/fixtures/tiny-opt-f16:"; do
+    m=${spec%%:*}; split=${spec#*:}
+    tag="$(basename "$m")${split:+-$(echo "$split" | tr , _)}"
+    ss gpu-compare --model "$m" --device cuda:0,0 ${split:+--layer-split $split} --reference cuda:0 --same-ids \
+      --new-tokens 32 --tolerance 1e-3 --json > "$work/split-$tag.json" 2>> "$work/reason-$GPU_CHECK_PHASE.txt" || true
+  done
+  "$py" "$lib" collect "$work" 'split-*.json' "$work/detail-gpu_split.json" --all-pass
+}
+
+# Issue 8: a sticky CUDA error (here CUDA_ERROR_ILLEGAL_ADDRESS injected into the CUDA runner's 2nd step) answers the
+# request in flight 503 and ends serve with exit code 1 (health goes NOT_SERVING first: tested in mvn verify).
+p_gpu_fault() {
+  set -e
+  "$py" "$lib" fault-check "$work/detail-gpu_fault.json" 18 -- "$java_cmd" --add-modules jdk.incubator.vector \
+    --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Dsparseserve.faultInjection=700@2 \
+    -jar "$work/sparse-serve.jar" serve --model "$root/models/kdoc-llama-5m" --port 0 --device cuda:0 --max-running 4 \
+    --max-batch-tokens 64 2>> "$work/reason-$GPU_CHECK_PHASE.txt"
+}
+
+# Issue 8: --sparse-kernel auto times own / cusparse / dense per matrix shape at load; inspect shows the choices.
+p_sparse_auto() {
+  set -e
+  for m in l7b8-half l7b8-nm24 kdoc-half kdoc-nm24; do
+    [ -d "$work/$m" ] || continue
+    ss inspect --model "$work/$m" --device cuda:0 --sparse-kernel auto --json > "$work/auto-$m.json" \
+      2>> "$work/reason-$GPU_CHECK_PHASE.txt" || true
+  done
+  "$py" "$lib" collect "$work" 'auto-*.json' "$work/detail-sparse_auto.json"
+}
+
 p_gpu_calibrate() {
   set -e
   ss gpu-calibrate --device cuda:0 --hidden 4096 --intermediate 11008 --vocab 32000 --tokens 512 --json \
@@ -226,6 +261,8 @@ phase cpu_prune     50  0 p_cpu_prune
 phase cpu_eval      60  0 p_cpu_eval
 phase gpu_eval      40  1 p_gpu_eval
 phase gpu_logits    60  1 p_gpu_logits
+phase gpu_split     45  1 p_gpu_split
+phase gpu_fault     40  1 p_gpu_fault
 phase gpu_calibrate 30  1 p_gpu_calibrate
 if [ -z "$no_gpu" ]; then
   phase synth      120  0 p_synth
@@ -234,6 +271,7 @@ else
 fi
 phase bench_dense   45  1 p_bench_dense
 phase bench_own     45  1 p_bench_own
+phase sparse_auto   45  1 p_sparse_auto
 if [ "${GPU_CHECK_SKIP_HF:-0}" != 1 ]; then phase hf_eager 50 1 p_hf_eager; fi
 phase bench_other   45  1 p_bench_other
 if [ "${GPU_CHECK_SKIP_HF:-0}" != 1 ]; then phase hf_compiled 90 1 p_hf_compiled; fi

@@ -170,6 +170,65 @@ def bytes_ratio(inspect_json, dst):
                    i["linear_dense_equivalent_bytes"], "ratio": ratio, "pass_le_0.6": ratio <= 0.6}, f, indent=1)
 
 
+def fault_check(dst, timeout, *cmd):
+    """fault-check OUT TIMEOUT -- CMD...: starts CMD (serve on port 0 with a sticky fault injected into its device's
+    step), waits for its "listening on" line, posts one completion, and waits for the process to end by itself.
+    Passes when the request gets 503, the process exits 1 and its stderr says why (issue 8: a sticky CUDA error ends
+    the server so that an orchestrator restarts it)."""
+    import re
+    import threading
+    import urllib.error
+    import urllib.request
+    cmd = [c for c in cmd if c != "--"]
+    timeout = float(timeout)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines, port = [], []
+    listening = threading.Event()
+
+    def read():
+        for line in p.stderr:
+            lines.append(line.rstrip("\n"))
+            m = re.search(r"sparse-serve: listening on [0-9.]+:(\d+)", line)
+            if m:
+                port.append(int(m.group(1)))
+                listening.set()
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    res = {"command": " ".join(cmd)}
+    try:
+        if not listening.wait(timeout):
+            res["error"] = "serve did not start listening"
+        else:
+            req = urllib.request.Request(f"http://127.0.0.1:{port[0]}/v1/completions", method="POST",
+                                         data=b'{"prompt": "The kernel", "max_tokens": 8}',
+                                         headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    res["http_status"] = r.status
+            except urllib.error.HTTPError as e:
+                res["http_status"] = e.code
+                res["http_body"] = e.read().decode("utf-8", "replace")[:300]
+            except Exception as e:  # the server may close the connection as it exits
+                res["http_error"] = repr(e)
+        try:
+            res["exit_code"] = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            res["exit_code"] = None
+            res["error"] = "serve did not end by itself"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    t.join(5)
+    res["stderr_tail"] = lines[-8:]
+    res["said_why"] = any("error: device failed, exiting so that the server is restarted" in l for l in lines)
+    res["pass"] = res.get("exit_code") == 1 and res.get("http_status") == 503 and res["said_why"]
+    with open(dst, "w") as f:
+        json.dump(res, f, indent=1)
+    if not res["pass"]:
+        sys.exit("the sticky fault did not end serve as expected: " + json.dumps({k: res.get(k) for k in ("http_status", "exit_code", "error")}))
+
+
 def _get(summary, phase, *path):
     for s in summary:
         if s["phase"] == phase:
@@ -226,10 +285,25 @@ def table(out):
     if rows:
         lines += ["", "acceptance ratio                                  value", "-" * 56]
         lines += [f"{k:<48} {v:8.3f}" for k, v in rows]
+    checks = []
+    split = _get(summary, "gpu_split")
+    if isinstance(split, dict) and split:
+        same = [k for k, v in split.items() if isinstance(v, dict) and v.get("same_ids") is True]
+        checks.append(("12.3 cuda:0,0 ids == cuda:0 (32 greedy tokens)", f"{len(same)}/{len(split)} models"))
+    fault = _get(summary, "gpu_fault")
+    if isinstance(fault, dict) and "pass" in fault:
+        checks.append(("8 sticky CUDA error: 503, exit 1", "pass" if fault["pass"] else "FAIL"))
+    auto = _get(summary, "sparse_auto")
+    if isinstance(auto, dict) and auto:
+        n = sum(len(((v or {}).get("runner") or {}).get("sparse_choices") or []) for v in auto.values() if isinstance(v, dict))
+        checks.append(("8 --sparse-kernel auto choices (inspect)", f"{n} shape/phase choices"))
+    if checks:
+        lines += ["", "check                                             result", "-" * 56]
+        lines += [f"{k:<48} {v}" for k, v in checks]
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"record": record, "cuda-dirs": cuda_dirs, "untar": untar, "jar": jar, "env": env, "collect": collect,
-     "compare-eval": compare_eval, "bytes-ratio": bytes_ratio, "table": table}[cmd](*args)
+     "compare-eval": compare_eval, "bytes-ratio": bytes_ratio, "fault-check": fault_check, "table": table}[cmd](*args)

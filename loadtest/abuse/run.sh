@@ -22,10 +22,17 @@ fi
 export SPARSE_SERVE_API_KEY="abuse-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 . "$here/loadtest/start-server.sh"
+# The suite compares the server's resident memory before and after, to find what attacks leave behind. The heap is
+# bounded and touched at start (-Xms = -Xmx, AlwaysPreTouch): otherwise the resident set grows as promoted garbage
+# first touches more of the old generation, up to -Xmx (the launcher's default: a quarter of the machine's memory)
+# before ParallelGC's first full collection, which is growth within the heap's bound, not a leak. Survivor spaces of
+# a fixed size: ParallelGC's adaptive sizing shrank them to ~1.5 MB, so requests in flight at a young collection
+# were promoted. SERVER_JAVA_OPTS overrides all of it.
+server_java_opts="${SERVER_JAVA_OPTS:--Xms256m -Xmx256m -XX:+AlwaysPreTouch -XX:-UseAdaptiveSizePolicy -XX:SurvivorRatio=4}"
 # shellcheck disable=SC2086
-start_server "$model" "$port" ${SERVE_OPTS:-}
+JAVA_OPTS="$server_java_opts" start_server "$model" "$port" ${SERVE_OPTS:-}
 trap 'kill -TERM $server 2>/dev/null || true; for _ in $(seq 1 120); do kill -0 $server 2>/dev/null || break; sleep 0.5; done; kill -KILL $server 2>/dev/null || true' EXIT
-echo "server pid $server, log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "server pid $server (JAVA_OPTS $server_java_opts), log $log; $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 status=0
 "$here/bin/sparse-serve" abuse --port "$port" --server-pid "$server" "$@" || status=$?

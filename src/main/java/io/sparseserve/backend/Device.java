@@ -5,8 +5,9 @@ import java.util.Arrays;
 
 /**
  * Where a model runs ({@code --device}): {@code cpu}, or {@code cuda} / {@code cuda:N} / {@code cuda:N,M,...} (CUDA
- * device ordinals; {@code cuda} is {@code cuda:0}). Several ordinals split the model by layers (issue 12); parsed here,
- * refused by {@link ModelRunners} until that exists.
+ * device ordinals; {@code cuda} is {@code cuda:0}). Several ordinals split the model by layers, one stage per ordinal in
+ * order ({@link LayerSplit}); an ordinal may repeat ({@code cuda:0,0}: two stages on one GPU, how a one-GPU machine
+ * tests the split).
  */
 public record Device(Kind kind, int[] ordinals) {
     public enum Kind { CPU, CUDA }
@@ -37,9 +38,6 @@ public record Device(Kind kind, int[] ordinals) {
                     throw bad(spec);
                 }
                 ids[i] = Integer.parseInt(p);
-                for (int j = 0; j < i; j++) {
-                    if (ids[j] == ids[i]) throw new InvalidInputException("--device " + spec + " lists cuda:" + ids[i] + " twice");
-                }
             }
             return new Device(Kind.CUDA, ids);
         }
@@ -55,10 +53,20 @@ public record Device(Kind kind, int[] ordinals) {
         return kind == Kind.CPU;
     }
 
-    /** The ordinal of a single-GPU device. */
+    /** The ordinal of a single-GPU device (the first stage's of a split). */
     public int ordinal() {
         if (kind != Kind.CUDA) throw new IllegalStateException("cpu has no ordinal");
         return ordinals[0];
+    }
+
+    /** Whether the model is split by layers over several stages. */
+    public boolean isSplit() {
+        return ordinals.length > 1;
+    }
+
+    /** Stage {@code i}'s device alone, e.g. "cuda:1" of "cuda:0,1". */
+    public Device stage(int i) {
+        return new Device(Kind.CUDA, new int[] {ordinals[i]});
     }
 
     @Override

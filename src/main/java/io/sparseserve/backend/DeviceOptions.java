@@ -9,8 +9,9 @@ import io.sparseserve.model.InvalidInputException;
  * @param gpuMemoryUtilization the fraction of a GPU's memory the runner may fill, KV cache included (vLLM's
  *        {@code --gpu-memory-utilization}); in (0, 1]
  * @param sparseKernel the sparse path on a GPU
+ * @param layerSplit layers per device of a split ({@code --layer-split}); null = the split {@code plan} computes
  */
-public record DeviceOptions(KvDtype kvDtype, double gpuMemoryUtilization, SparseKernel sparseKernel) {
+public record DeviceOptions(KvDtype kvDtype, double gpuMemoryUtilization, SparseKernel sparseKernel, LayerSplit layerSplit) {
     public static final double DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 
     public DeviceOptions {
@@ -18,6 +19,11 @@ public record DeviceOptions(KvDtype kvDtype, double gpuMemoryUtilization, Sparse
             throw new InvalidInputException("--gpu-memory-utilization must be in (0, 1], got " + gpuMemoryUtilization);
         }
         java.util.Objects.requireNonNull(sparseKernel, "sparseKernel");
+    }
+
+    /** Without a layer split of its own. */
+    public DeviceOptions(KvDtype kvDtype, double gpuMemoryUtilization, SparseKernel sparseKernel) {
+        this(kvDtype, gpuMemoryUtilization, sparseKernel, null);
     }
 
     public static DeviceOptions defaults() {

@@ -25,6 +25,50 @@ public final class KvSizing {
         return bytesPerToken(c, dtype) * blockSize;
     }
 
+    /** Bytes of one KV block of {@code layers} layers: what a stage of a layer split holds per block. */
+    public static long bytesPerBlock(ModelConfig c, int layers, int blockSize, KvDtype dtype) {
+        return 2L * layers * c.kvDim() * dtype.bytes() * blockSize;
+    }
+
+    /**
+     * One stage of a layer split, as its KV sizing sees it: its device, its layers, and what it holds before KV.
+     *
+     * @param totalBytes and {@code freeAtStartBytes}: its device's, measured before any stage allocated there
+     */
+    public record StageMemory(int ordinal, int layers, long totalBytes, long freeAtStartBytes, long weightBytes,
+                              long workspaceBytes) {}
+
+    /**
+     * KV blocks of a layer split: every stage holds the same number of blocks (the engine has one block table per
+     * sequence), each block of its own layers. Stages on the same device ({@code cuda:0,0}) share that device's budget:
+     * per device, (allowed - the weights and workspaces of all its stages) / (the bytes per block of all its stages);
+     * the split holds the smallest over its devices. Throws {@link DeviceUnavailableException} naming the device that
+     * cannot hold one full-length sequence.
+     */
+    public static int stageBlocks(java.util.List<StageMemory> stages, double utilization, ModelConfig c, int blockSize,
+                                  KvDtype dtype, int minBlocks, long maxBlocks) {
+        java.util.Map<Integer, long[]> perDevice = new java.util.LinkedHashMap<>(); // total, free, weights, workspace, layers
+        java.util.Map<Integer, StringBuilder> names = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < stages.size(); i++) {
+            StageMemory s = stages.get(i);
+            long[] d = perDevice.computeIfAbsent(s.ordinal(), o -> new long[] {s.totalBytes(), s.freeAtStartBytes(), 0, 0, 0});
+            d[2] += s.weightBytes();
+            d[3] += s.workspaceBytes();
+            d[4] += s.layers();
+            StringBuilder n = names.computeIfAbsent(s.ordinal(), o -> new StringBuilder());
+            n.append(n.isEmpty() ? "" : ",").append(i);
+        }
+        long blocks = maxBlocks;
+        for (var e : perDevice.entrySet()) {
+            long[] d = e.getValue();
+            String label = stages.size() == 1 ? "cuda:" + e.getKey() : "cuda:" + e.getKey() + " (stage"
+                    + (names.get(e.getKey()).indexOf(",") >= 0 ? "s " : " ") + names.get(e.getKey()) + ", " + d[4] + " layers)";
+            DeviceBudget budget = new DeviceBudget(d[0], d[1], utilization, d[2], d[3], 0);
+            blocks = Math.min(blocks, gpuBlocks(label, budget, bytesPerBlock(c, (int) d[4], blockSize, dtype), minBlocks, maxBlocks));
+        }
+        return (int) blocks;
+    }
+
     /** Blocks one sequence of {@code positions} positions needs. */
     public static int blocksFor(int positions, int blockSize) {
         return (positions + blockSize - 1) / blockSize;

@@ -50,6 +50,12 @@ final class AbuseCommand implements Callable<Integer> {
     @Option(names = "--only", split = ",", description = "Run only these scenarios (and the baseline), comma-separated.")
     List<String> only = new ArrayList<>();
 
+    @Option(names = "--attacker-address", defaultValue = "127.0.0.2",
+            description = "Loopback address the attackers connect from, so that the server sees them as another client "
+                    + "than the well-behaved one (Linux routes all of 127/8 to loopback; default ${DEFAULT-VALUE}; "
+                    + "'same' = the well-behaved client's address).")
+    String attackerAddress;
+
     @Option(names = "--json", description = "Print one JSON array of rows.")
     boolean json;
 
@@ -63,8 +69,10 @@ final class AbuseCommand implements Callable<Integer> {
         if (concurrency < 1 || concurrency > 64) throw new InvalidInputException("--concurrency must be in [1, 64], got " + concurrency);
         if (maxNewTokens < 1 || maxNewTokens > 4096) throw new InvalidInputException("--max-new-tokens must be in [1, 4096], got " + maxNewTokens);
         if (apiKey == null) apiKey = System.getenv("SPARSE_SERVE_API_KEY");
+        String from = attackerAddress.equals("same") ? null : attackerAddress;
+        if (from != null) LoadtestCommand.requireLoopback(from);
         var suite = new AbuseSuite(new AbuseSuite.Options(host, port, apiKey, serverPid, seconds, scale, concurrency,
-                maxNewTokens, seed, only));
+                maxNewTokens, seed, only, from));
         if (!json) out.println(AbuseTable.header());
         out.flush();
         List<AbuseSuite.Row> rows = suite.run(row -> {

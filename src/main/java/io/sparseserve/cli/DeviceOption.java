@@ -3,6 +3,7 @@ package io.sparseserve.cli;
 import io.sparseserve.backend.Device;
 import io.sparseserve.backend.DeviceOptions;
 import io.sparseserve.backend.KvDtype;
+import io.sparseserve.backend.LayerSplit;
 import io.sparseserve.backend.ModelRunners;
 import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.backend.SparseKernel;
@@ -14,8 +15,14 @@ import picocli.CommandLine.Option;
  */
 final class DeviceOption {
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEVICE",
-            description = "cpu (default), cuda, cuda:N (one GPU); cuda:N,M,... (layer split) is not supported yet.")
+            description = "cpu (default), cuda, cuda:N (one GPU), or cuda:N,M,... (the model split by layers over "
+                    + "these GPUs in order, one stage each; an ordinal may repeat: cuda:0,0 is two stages on one GPU).")
     String device;
+
+    @Option(names = "--layer-split", paramLabel = "A,B,...",
+            description = "Decoder layers per device of --device cuda:N,M,..., in order (default: the split "
+                    + "'plan --gpus <devices>' prints, balanced by memory).")
+    String layerSplit;
 
     @Option(names = "--kv-dtype", paramLabel = "DTYPE",
             description = "KV-cache element type: bf16 or f32 (default: f32 on the cpu, which supports only f32; bf16 on a GPU).")
@@ -36,7 +43,7 @@ final class DeviceOption {
 
     DeviceOptions options() {
         return new DeviceOptions(kvDtype == null ? null : KvDtype.parse(kvDtype), gpuMemoryUtilization,
-                SparseKernel.parse(sparseKernel));
+                SparseKernel.parse(sparseKernel), layerSplit == null ? null : LayerSplit.parse(layerSplit));
     }
 
     /** The runner factory for these options; throws (exit 2) for a bad or unsupported combination. */

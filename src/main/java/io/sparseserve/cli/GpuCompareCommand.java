@@ -42,6 +42,16 @@ final class GpuCompareCommand implements Callable<Integer> {
             description = "Prompt text when the model folder has no reference.json.")
     String prompt;
 
+    @Option(names = "--reference", defaultValue = "cpu", paramLabel = "DEVICE",
+            description = "The device compared against (default ${DEFAULT-VALUE}); e.g. --device cuda:0,0 --reference cuda:0 "
+                    + "checks a layer split against one stage.")
+    String reference;
+
+    @Option(names = "--same-ids",
+            description = "Also let each device generate --new-tokens greedy ids on its own; pass only if they are identical "
+                    + "(a layer split must equal one stage token for token).")
+    boolean sameIds;
+
     @Option(names = "--json", description = "Print one JSON object.") boolean json;
 
     @Override
@@ -49,16 +59,29 @@ final class GpuCompareCommand implements Callable<Integer> {
         if (newTokens < 2) throw new InvalidInputException("--new-tokens must be >= 2, got " + newTokens);
         if (!(tolerance > 0)) throw new InvalidInputException("--tolerance must be > 0, got " + tolerance);
         var deviceRunners = device.runners();
+        io.sparseserve.backend.Device ref = io.sparseserve.backend.Device.parse(reference);
+        io.sparseserve.backend.DeviceOptions o = device.options();
+        var referenceRunners = ref.isCpu() ? ModelRunners.cpu()
+                : ModelRunners.factory(ref, new io.sparseserve.backend.DeviceOptions(o.kvDtype(), o.gpuMemoryUtilization(), o.sparseKernel()));
         try (Model m = model.load()) {
             int[] ids = promptIds(model.dir);
             if (ids.length + newTokens > m.config().maxPositions()) {
                 throw new InvalidInputException("prompt " + ids.length + " + " + newTokens + " tokens exceed the context " + m.config().maxPositions());
             }
             RunnerConfig rc = RunnerConfig.forSequence(ids.length, ids.length + newTokens);
-            try (ModelRunner cpu = ModelRunners.cpu().open(m, rc); ModelRunner dev = deviceRunners.open(m, rc)) {
-                Map<String, Object> r = RunnerComparison.compare(cpu, dev, ids, newTokens, tolerance);
+            try (ModelRunner refRunner = referenceRunners.open(m, rc); ModelRunner dev = deviceRunners.open(m, rc)) {
+                Map<String, Object> r = RunnerComparison.compare(refRunner, dev, ids, newTokens, tolerance);
                 r.put("model", model.dir.toString());
                 r.put("prompt_tokens", ids.length);
+                r.put("runner", dev.describe());
+                if (sameIds) {
+                    // Fresh KV contents do not matter: every position is written before it is read.
+                    int[] a = RunnerComparison.greedy(refRunner, ids, newTokens), b = RunnerComparison.greedy(dev, ids, newTokens);
+                    r.put("reference_ids", a);
+                    r.put("device_ids", b);
+                    r.put("same_ids", java.util.Arrays.equals(a, b));
+                    r.put("pass", Boolean.TRUE.equals(r.get("pass")) && java.util.Arrays.equals(a, b));
+                }
                 if (json) Json.print(spec.commandLine().getOut(), r);
                 else r.forEach((k, v) -> spec.commandLine().getOut().println(k + ": " + v));
                 return Boolean.TRUE.equals(r.get("pass")) ? 0 : 1;

@@ -1,5 +1,6 @@
 package io.sparseserve.cli;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.model.InvalidInputException;
 import java.io.PrintWriter;
 import picocli.CommandLine;
@@ -44,9 +45,24 @@ public final class Main {
             err.flush();
             return EXIT_BAD_INPUT;
         }
+        DeviceFailure failure = deviceFailure(e);
+        if (failure != null) {
+            // Not a bug of ours: the device is gone (a sticky CUDA error). One line, and a code that says failure.
+            err.println("error: device failed: " + failure.getMessage());
+            err.flush();
+            return EXIT_INTERNAL;
+        }
         err.println("internal error: " + e);
         e.printStackTrace(err);
         err.flush();
         return EXIT_INTERNAL;
+    }
+
+    /** The device failure behind e (thrown directly or wrapped by an executor), or null. */
+    private static DeviceFailure deviceFailure(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof DeviceFailure failure) return failure;
+        }
+        return null;
     }
 }

@@ -73,6 +73,11 @@ final class PlanCommand implements Callable<Integer> {
                     + "graphs (default ${DEFAULT-VALUE}, an estimate).")
     String overhead;
 
+    @Option(names = "--gpus", paramLabel = "N",
+            description = "Split over exactly N GPUs (at least one layer each, the largest share as small as possible): "
+                    + "the split a server given N devices (--device cuda:0,1,...) uses without --layer-split.")
+    Integer gpus;
+
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
 
@@ -86,9 +91,13 @@ final class PlanCommand implements Callable<Integer> {
         MemoryPlanner planner = new MemoryPlanner(shape, weights, kv, gpuBytes, utilization,
                 ByteSize.parse("--overhead", overhead), context != null ? context : shape.maxPositions(), concurrency,
                 RunnerConfig.DEFAULT_BLOCK_SIZE);
-        List<MemoryPlan> plans = formats(shape).stream().map(planner::plan).toList();
+        List<MemoryPlan> plans = formats(shape).stream().map(f -> gpus != null ? planner.split(f, gpus) : planner.plan(f)).toList();
         PrintWriter out = spec.commandLine().getOut();
-        if (json) Json.print(out, json(shape, planner, plans));
+        if (json) {
+            Map<String, Object> r = json(shape, planner, plans);
+            if (gpus != null) r.put("split_gpus", gpus);
+            Json.print(out, r);
+        }
         else table(out, shape, planner, plans);
         return 0;
     }
@@ -144,6 +153,8 @@ final class PlanCommand implements Callable<Integer> {
             m.put("weight_bytes", plan.weightBytes());
             m.put("kv_tokens_per_sequence", plan.kvTokensPerSequence());
             m.put("gpus", plan.gpus());
+            m.put("fits", plan.stages().stream().allMatch(st -> st.freeBytes() >= 0));
+            m.put("layer_split", plan.stages().stream().map(st -> String.valueOf(st.layers())).collect(Collectors.joining(",")));
             m.put("max_sequences", plan.maxSequences());
             List<Map<String, Object>> stages = new ArrayList<>();
             for (MemoryPlan.Stage st : plan.stages()) {
@@ -176,8 +187,10 @@ final class PlanCommand implements Callable<Integer> {
         for (MemoryPlan plan : plans) {
             String split = plan.stages().stream().map(st -> st.layers() == 0 ? "-" : st.firstLayer() + "-" + (st.endLayer() - 1))
                     .collect(Collectors.joining(" "));
-            out.printf(Locale.ROOT, "%-12s %8.4f %12s %5d %10d  %s%n", plan.format().label(), plan.linearRatio(),
-                    ByteSize.gib(plan.weightBytes()), plan.gpus(), plan.maxSequences(), split);
+            boolean fits = plan.stages().stream().allMatch(st -> st.freeBytes() >= 0);
+            out.printf(Locale.ROOT, "%-12s %8.4f %12s %5d %10s  %s%n", plan.format().label(), plan.linearRatio(),
+                    ByteSize.gib(plan.weightBytes()), plan.gpus(), fits ? String.valueOf(plan.maxSequences()) : "does not fit",
+                    split);
         }
     }
 }

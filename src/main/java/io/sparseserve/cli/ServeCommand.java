@@ -1,5 +1,6 @@
 package io.sparseserve.cli;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Engine;
@@ -16,6 +17,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -96,6 +98,27 @@ final class ServeCommand implements Callable<Integer> {
             description = "Open connections at most; more are closed at once (default ${DEFAULT-VALUE}).")
     int maxConnections;
 
+    @Option(names = "--max-connections-per-client", defaultValue = "0",
+            description = "Open connections from one client address at most; more are closed at once "
+                    + "(default 0 = half of --max-connections).")
+    int maxConnectionsPerClient;
+
+    @Option(names = "--max-running-per-client", defaultValue = "0",
+            description = "Running sequences of one client at most (default 0 = no cap: clients share the running "
+                    + "slots fairly, and a lone client may use them all). A client is its address (--client-id-header).")
+    int maxRunningPerClient;
+
+    @Option(names = "--max-waiting-per-client", defaultValue = "0",
+            description = "Waiting requests of one client at most; more get RESOURCE_EXHAUSTED / 429 "
+                    + "(default 0 = no share beyond --max-waiting).")
+    int maxWaitingPerClient;
+
+    @Option(names = "--client-id-header", paramLabel = "NAME",
+            description = "Behind a trusted reverse proxy only: take the client's address from this header (the last "
+                    + "entry of e.g. X-Forwarded-For) instead of the connection's peer address. Clients can forge it "
+                    + "when they reach the server directly.")
+    String clientIdHeader;
+
     @Option(names = "--max-streams-per-connection", defaultValue = "100",
             description = "HTTP/2 concurrent streams per connection (default ${DEFAULT-VALUE}).")
     int maxStreams;
@@ -133,7 +156,7 @@ final class ServeCommand implements Callable<Integer> {
         ApiKeyAuth key = ApiKeyAuth.resolve(apiKey, apiKeyFile, System.getenv());
         ServerSecurity security = new ServerSecurity(key, tlsCert, tlsKey, metricsAuth);
         ServerLimits limits = new ServerLimits(maxConnections, maxStreams, Duration.ofSeconds(idleTimeout),
-                Duration.ofSeconds(streamIdleTimeout), tokenizerThreads, tokenizerQueue);
+                Duration.ofSeconds(streamIdleTimeout), tokenizerThreads, tokenizerQueue, maxConnectionsPerClient, clientIdHeader);
         String warning = exposureWarning(host, key);
         if (warning != null) {
             log.warn(warning);
@@ -150,14 +173,20 @@ final class ServeCommand implements Callable<Integer> {
         try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
-                    RunnerConfig.DEFAULT_BLOCK_SIZE);
+                    RunnerConfig.DEFAULT_BLOCK_SIZE, maxRunningPerClient, maxWaitingPerClient);
             Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
+            // A sticky device error ends the process non-zero (an orchestrator restarts it): the server has turned
+            // NOT_SERVING when this is called; the main thread then closes it and returns the exit code.
+            CountDownLatch stop = new CountDownLatch(1);
+            AtomicReference<DeviceFailure> failed = new AtomicReference<>();
             try (SparseServer server = new SparseServer(engine, metrics,
-                    new SparseServer.Options(host, port, id, engine.runner().device(), security, limits))) {
+                    new SparseServer.Options(host, port, id, engine.runner().device(), security, limits).onDeviceFailure(f -> {
+                        failed.set(f);
+                        stop.countDown();
+                    }))) {
                 int actual = server.start();
                 // Installed once listening: a start that fails exits as usual (and an in-process caller keeps its own).
-                CountDownLatch stop = new CountDownLatch(1);
                 Signal.handle(new Signal("TERM"), s -> stop.countDown());
                 Signal.handle(new Signal("INT"), s -> stop.countDown());
                 log.info("serving {} on {}:{} (gRPC sparseserve.v1.TextGeneration, health, reflection; HTTP /metrics "
@@ -165,6 +194,10 @@ final class ServeCommand implements Callable<Integer> {
                 // One line on stderr that scripts and tests can wait for.
                 System.err.println("sparse-serve: listening on " + host + ":" + actual);
                 stop.await();
+                if (failed.get() != null) {
+                    System.err.println("error: device failed, exiting so that the server is restarted: " + failed.get().getMessage());
+                    return Main.EXIT_INTERNAL;
+                }
                 boolean clean = server.drain(Duration.ofSeconds(drainTimeout));
                 log.info(clean ? "drained; shutting down" : "drain timed out; shutting down");
             }

@@ -1,5 +1,6 @@
 package io.sparseserve.engine;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.backend.KvCapacity;
 import io.sparseserve.backend.KvSizing;
 import io.sparseserve.backend.ModelRunner;
@@ -15,7 +16,9 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,10 +27,12 @@ import org.slf4j.LoggerFactory;
  * Continuous batching (Orca, Yu et al. OSDI 2022; vLLM's scheduler): one scheduler thread runs forward steps
  * back to back, and between any two steps waiting sequences join the batch and finished or cancelled ones leave it.
  *
- * <p>Each step, in first-come-first-served order: every running sequence gets its next token computed (one token
- * when decoding, the next chunk of its prompt when prefilling), then waiting sequences are admitted while the
- * step's token budget ({@code maxBatchTokens}), the running limit and the free KV-cache blocks allow, each with a
- * first chunk of its prompt (chunked prefill, so a long prompt never stalls the decoding sequences for long). When a
+ * <p>Each step: every running sequence gets its next token computed (one token when decoding, the next chunk of its
+ * prompt when prefilling), then waiting sequences are admitted while the step's token budget
+ * ({@code maxBatchTokens}), the running limit and the free KV-cache blocks allow, each with a first chunk of its
+ * prompt (chunked prefill, so a long prompt never stalls the decoding sequences for long). Sequences belong to
+ * clients, which share the slots and each step's prompt tokens fairly ({@link Clients}): admission takes the client
+ * running the fewest first, and within a client first come, first served. When a
  * running sequence needs a block and none is free, the newest running sequence is preempted: its blocks are freed,
  * it goes back to the front of the queue and is recomputed later from its prompt and the tokens it already has
  * (vLLM's recompute preemption). Every computation of the forward pass is per token, so neither batching nor
@@ -50,10 +55,23 @@ public final class Engine implements AutoCloseable {
      * @param kvCacheBytes the KV cache's budget; 0 lets the device size it (the CPU: from the host memory available; a
      *        GPU: from free device memory)
      * @param blockSize positions per KV-cache block
+     * @param maxRunningPerClient running sequences of one client at most (0: no cap beyond fair sharing, see
+     *        {@link Clients})
+     * @param maxWaitingPerClient waiting sequences of one client at most (0: no share beyond {@code maxWaiting})
      */
-    public record Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize) {
+    public record Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize,
+            int maxRunningPerClient, int maxWaitingPerClient) {
         public static Config defaults() {
             return new Config(512, 64, 256, 0, RunnerConfig.DEFAULT_BLOCK_SIZE);
+        }
+
+        /** Without per-client caps (clients still share the slots fairly). */
+        public Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize) {
+            this(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, 0, 0);
+        }
+
+        public Config withClientLimits(int runningPerClient, int waitingPerClient) {
+            return new Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, runningPerClient, waitingPerClient);
         }
 
         Config validate() {
@@ -65,6 +83,12 @@ public final class Engine implements AutoCloseable {
             if (maxWaiting < 0) throw new InvalidInputException("--max-waiting must be >= 0, got " + maxWaiting);
             if (kvCacheBytes < 0) throw new InvalidInputException("--kv-cache-bytes must be >= 0 (0 = auto), got " + kvCacheBytes);
             if (blockSize < 1) throw new InvalidInputException("block size must be >= 1, got " + blockSize);
+            if (maxRunningPerClient < 0) {
+                throw new InvalidInputException("--max-running-per-client must be >= 0 (0 = no cap), got " + maxRunningPerClient);
+            }
+            if (maxWaitingPerClient < 0) {
+                throw new InvalidInputException("--max-waiting-per-client must be >= 0 (0 = no cap), got " + maxWaitingPerClient);
+            }
             return this;
         }
     }
@@ -106,6 +130,7 @@ public final class Engine implements AutoCloseable {
     private final int[] argmax;
     private final Sampler.Scratch scratch;
 
+    private final Clients clients = new Clients();
     private final ConcurrentLinkedQueue<Sequence> inbox = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger(); // submitted, never admitted, not cancelled
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
@@ -118,6 +143,9 @@ public final class Engine implements AutoCloseable {
     private final Thread thread;
     private final Object idle = new Object();
     private volatile boolean closing;
+    // Set once when a step throws DeviceFailure: the scheduler stops and the listeners (the server) are told.
+    private volatile DeviceFailure deviceFailure;
+    private final CopyOnWriteArrayList<Consumer<DeviceFailure>> failureListeners = new CopyOnWriteArrayList<>();
 
     // Published by the scheduler after every step, for gauges and tests.
     private volatile int runningCount;
@@ -125,6 +153,7 @@ public final class Engine implements AutoCloseable {
     private volatile int parkedCount;
     private volatile int freeBlocks;
     private volatile boolean busy;
+    private long stepNumber; // scheduler thread: numbers the steps, for the per-client prompt-token shares
 
     /**
      * Opens a runner from {@code runners} sized for the configuration (steps of maxBatchTokens tokens and maxRunning
@@ -180,18 +209,41 @@ public final class Engine implements AutoCloseable {
         return model;
     }
 
-    /**
-     * Validates the request and queues it. Never blocks. Throws {@link InvalidInputException} for a bad request,
-     * {@link QueueFullException} when the queue is full and {@link ClosedException} after {@link #close}.
-     */
+    /** {@link #submit(GenerationRequest, TokenSink, String)} for one anonymous client. */
     public Handle submit(GenerationRequest request, TokenSink sink) {
+        return submit(request, sink, "");
+    }
+
+    /**
+     * Validates the request and queues it for {@code client} (an identity the caller chose: the engine shares its
+     * slots fairly between clients, see {@link Clients}). Never blocks. Throws {@link InvalidInputException} for a bad
+     * request, {@link QueueFullException} when the queue (or the client's share of it) is full and
+     * {@link ClosedException} after {@link #close}.
+     */
+    public Handle submit(GenerationRequest request, TokenSink sink, String client) {
         request.validate(c, tokenizer);
+        DeviceFailure failed = deviceFailure;
+        if (failed != null) throw new ClosedException("the device failed: " + failed.getMessage());
         if (closing) throw new ClosedException("the engine is shutting down");
-        // Built before a waiting slot is counted: a throw here must not leak the slot.
-        Sequence seq = new Sequence(this, request, sink, new BlockTable(allocator, config.blockSize()), scratch, c, tokenizer,
-                System.nanoTime());
+        Clients.Client who = clients.acquire(client);
+        Sequence seq;
+        try {
+            // Built before a waiting slot is counted: a throw here must not leak the slot.
+            seq = new Sequence(this, request, sink, new BlockTable(allocator, config.blockSize()), scratch, c, tokenizer,
+                    System.nanoTime(), who);
+        } catch (RuntimeException | Error e) {
+            clients.release(who);
+            throw e;
+        }
+        int perClient = config.maxWaitingPerClient();
+        if (who.queued.incrementAndGet() > perClient && perClient > 0) {
+            who.queued.decrementAndGet();
+            clients.release(who);
+            throw new QueueFullException("this client has " + perClient + " requests waiting (--max-waiting-per-client)");
+        }
         if (queued.incrementAndGet() > config.maxWaiting()) {
-            queued.decrementAndGet();
+            unqueue(seq);
+            clients.release(who);
             throw new QueueFullException("the queue is full: " + config.maxWaiting() + " requests are waiting (--max-waiting)");
         }
         inbox.add(seq);
@@ -199,11 +251,39 @@ public final class Engine implements AutoCloseable {
         // be over: then nobody would ever answer this sequence. If closing is still false here, the final drain
         // (which runs after closing is set) sees it; otherwise take it back, unless the scheduler already has it.
         if (closing && inbox.remove(seq)) {
-            queued.decrementAndGet();
+            unqueue(seq);
+            clients.release(who);
             throw new ClosedException("the engine is shutting down");
         }
         wake();
         return seq;
+    }
+
+    /** A sequence leaves the waiting queue (admitted, cancelled or refused) before it ever ran. */
+    private void unqueue(Sequence s) {
+        queued.decrementAndGet();
+        s.client.queued.decrementAndGet();
+    }
+
+    /** Clients with sequences in the engine now (for tests and gauges). */
+    public int clients() {
+        return clients.size();
+    }
+
+    /**
+     * Calls {@code listener} once, on the scheduler thread, when a step fails with a {@link DeviceFailure} (a sticky
+     * device error: the device cannot run another step). By then the scheduler has stopped and every sequence has been
+     * failed with {@link ClosedException}. Registered after the failure, it is called at once.
+     */
+    public void onDeviceFailure(Consumer<DeviceFailure> listener) {
+        failureListeners.add(listener);
+        DeviceFailure failed = deviceFailure;
+        if (failed != null && failureListeners.remove(listener)) listener.accept(failed);
+    }
+
+    /** The sticky device failure that stopped the scheduler, or null. */
+    public DeviceFailure deviceFailure() {
+        return deviceFailure;
     }
 
     /** Sequences in the running batch. */
@@ -270,7 +350,14 @@ public final class Engine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (!thread.isAlive()) runner.close(); // a step still running keeps the runner (and the device) until it ends
+        if (thread.isAlive()) return; // a step still running keeps the runner (and the device) until it ends
+        try {
+            runner.close();
+        } catch (RuntimeException e) {
+            if (deviceFailure == null) throw e;
+            // After a sticky error every device call fails: nothing more can be freed; the process is about to exit.
+            log.warn("closing the runner after the device failure: {}", e.toString());
+        }
     }
 
     void wake() {
@@ -298,12 +385,19 @@ public final class Engine implements AutoCloseable {
                     continue;
                 }
                 step(n, start);
+            } catch (DeviceFailure e) {
+                log.error("the device failed; stopping the scheduler (a restart is needed)", e);
+                deviceFailure = e;
+                closing = true;
             } catch (RuntimeException | Error e) {
                 log.error("scheduler step failed; failing the sequences of the step", e);
                 failRunning(e);
             }
         }
-        ClosedException closed = new ClosedException("the engine shut down before the request finished");
+        DeviceFailure failed = deviceFailure;
+        ClosedException closed = new ClosedException(failed != null ? "the device failed: " + failed.getMessage()
+                : "the engine shut down before the request finished");
+        for (int i = 0; i < stepSeqs.length; i++) stepSeqs[i] = null;
         drainInbox();
         for (Sequence s : running) abort(s, closed);
         for (Sequence s : waiting) abort(s, closed);
@@ -313,6 +407,16 @@ public final class Engine implements AutoCloseable {
         parked.clear();
         preemptedWaiting = 0;
         publish();
+        if (failed != null) {
+            for (Consumer<DeviceFailure> listener : failureListeners) {
+                if (!failureListeners.remove(listener)) continue; // called once, even if registered concurrently
+                try {
+                    listener.accept(failed);
+                } catch (RuntimeException e) {
+                    log.error("device failure listener failed", e);
+                }
+            }
+        }
     }
 
     private void drainInbox() {
@@ -339,7 +443,7 @@ public final class Engine implements AutoCloseable {
         if (!waiting.isEmpty()) {
             waiting.removeIf(s -> {
                 if (!s.cancelled) return false;
-                if (!s.admitted) queued.decrementAndGet();
+                if (!s.admitted) unqueue(s);
                 else preemptedWaiting--;
                 dropCancelled(s, now);
                 return true;
@@ -349,6 +453,7 @@ public final class Engine implements AutoCloseable {
 
     private void dropCancelled(Sequence s, long now) {
         s.table.release();
+        clients.release(s.client);
         observer.onCancelled(s.promptLength, s.generated(), now - s.arrivalNanos);
     }
 
@@ -405,10 +510,15 @@ public final class Engine implements AutoCloseable {
         if (!waiting.isEmpty()) {
             for (Sequence p; (p = pausedVictim(null)) != null; ) park(p);
         }
+        clients.recount(running, waiting);
+        if (!waiting.isEmpty()) rebalance();
+        int prefillShare = clients.share(config.maxBatchTokens());
+        stepNumber++;
         for (int i = 0; i < running.size() && budget > 0; i++) {
             Sequence s = running.get(i);
             if (s.paused) continue;
-            int count = Math.min(s.length - s.computed, budget);
+            int count = chunk(s, budget, prefillShare);
+            if (count == 0) continue; // its client's prompt tokens for this step are used up
             boolean preemptedSelf = false;
             while (!s.table.ensure(s.computed + count)) {
                 Sequence idle = pausedVictim(s);
@@ -428,14 +538,18 @@ public final class Engine implements AutoCloseable {
             n = add(n, s, count);
             budget -= count;
         }
+        if (!waiting.isEmpty()) clients.recount(running, waiting); // running may have changed above (preemptions)
         while (budget > 0 && running.size() < config.maxRunning() && !waiting.isEmpty()) {
-            Sequence s = waiting.peekFirst();
-            int count = Math.min(s.length - s.computed, budget);
-            if (!s.table.ensure(s.computed + count)) break; // first come, first served: nobody overtakes it
-            waiting.pollFirst();
+            Sequence s = nextFair();
+            if (s == null) break; // every waiting client is at --max-running-per-client
+            int count = chunk(s, budget, prefillShare);
+            if (count == 0) break; // the fair choice's client has no prompt tokens left this step
+            if (!s.table.ensure(s.computed + count)) break; // the fair choice waits for blocks: nobody overtakes it
+            waiting.remove(s);
+            s.client.running++;
             if (!s.admitted) {
                 s.admitted = true;
-                queued.decrementAndGet();
+                unqueue(s);
             } else {
                 preemptedWaiting--;
             }
@@ -449,6 +563,66 @@ public final class Engine implements AutoCloseable {
         }
         busy = !running.isEmpty() || !waiting.isEmpty() || !parked.isEmpty();
         return n;
+    }
+
+    /**
+     * Tokens of {@code s} to compute this step: one when decoding; when prefilling (or recomputing), the next chunk of
+     * its prompt, at most the step's budget left and what is left of its client's share of the step's prompt tokens
+     * ({@code share}: --max-batch-tokens / clients with work). The share keeps one client's long prompts from making
+     * every step long, which is what delays everyone else's first token (Sarathi-Serve, Agrawal et al. OSDI 2024,
+     * bounds a step's prompt tokens for the same reason); a lone client gets the whole budget.
+     */
+    private int chunk(Sequence s, int budget, int share) {
+        int want = s.length - s.computed;
+        if (want <= 1) return Math.min(want, budget);
+        Clients.Client c = s.client;
+        if (c.prefillStep != stepNumber) {
+            c.prefillStep = stepNumber;
+            c.prefillTokens = 0;
+        }
+        int count = Math.min(want, Math.min(budget, share - c.prefillTokens));
+        if (count <= 0) return 0;
+        c.prefillTokens += count;
+        return count;
+    }
+
+    /**
+     * The waiting sequence to admit next: of the clients below --max-running-per-client, the one running the fewest
+     * sequences; its first in the queue (preempted and resumed ones are at the front). Null if every waiting client
+     * is at its cap.
+     */
+    private Sequence nextFair() {
+        int cap = config.maxRunningPerClient();
+        Sequence best = null;
+        for (Sequence s : waiting) {
+            int r = s.client.running;
+            if (cap > 0 && r >= cap) continue;
+            if (best == null || r < best.client.running) {
+                best = s;
+                if (r == 0) break; // nobody runs fewer
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Every slot taken while a client below its fair share waits: the newest sequence of the client furthest above
+     * its share is preempted (one a step, before the step is built), so that the waiting one gets its slot next.
+     */
+    private void rebalance() {
+        if (running.size() < config.maxRunning()) return;
+        Sequence next = nextFair();
+        int share = clients.share(config.maxRunning());
+        if (next == null || next.client.running >= share) return;
+        Sequence victim = null;
+        for (int i = running.size() - 1; i >= 0; i--) {
+            Sequence s = running.get(i);
+            if (s.client.running > share && (victim == null || s.client.running > victim.client.running)) victim = s;
+        }
+        if (victim == null) return;
+        running.remove(victim);
+        victim.client.running--;
+        preempt(victim);
     }
 
     private int add(int n, Sequence s, int count) {
@@ -502,6 +676,7 @@ public final class Engine implements AutoCloseable {
     private void finish(Sequence s, FinishReason reason, long now) {
         running.remove(s);
         s.table.release();
+        clients.release(s.client);
         TokenSink.Finished f = new TokenSink.Finished(reason, s.promptLength, s.generated(), s.arrivalNanos,
                 s.scheduledNanos, s.firstTokenNanos, now, s.preemptions);
         observer.onFinished(f);
@@ -521,7 +696,8 @@ public final class Engine implements AutoCloseable {
 
     private void abort(Sequence s, Throwable e) {
         s.table.release();
-        if (!s.admitted) queued.decrementAndGet();
+        if (!s.admitted) unqueue(s);
+        clients.release(s.client);
         try {
             s.sink.onError(e);
         } catch (RuntimeException ex) {

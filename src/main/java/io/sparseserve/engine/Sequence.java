@@ -23,6 +23,8 @@ final class Sequence implements Engine.Handle {
     /** Tokens whose keys and values are in the cache; 0 again after a preemption. */
     int computed;
     final BlockTable table;
+    /** Whose sequence this is, for fair admission and the per-client limits. */
+    final Clients.Client client;
     boolean admitted;
     long scheduledNanos = -1;
     long firstTokenNanos = -1;
@@ -43,8 +45,9 @@ final class Sequence implements Engine.Handle {
     volatile boolean paused;
 
     Sequence(Engine engine, GenerationRequest request, TokenSink sink, BlockTable table, Sampler.Scratch scratch,
-             ModelConfig config, Tokenizer tokenizer, long arrivalNanos) {
+             ModelConfig config, Tokenizer tokenizer, long arrivalNanos, Clients.Client client) {
         this.engine = engine;
+        this.client = client;
         this.request = request;
         this.sink = java.util.Objects.requireNonNull(sink, "sink");
         this.table = table;

@@ -32,7 +32,8 @@ import java.util.concurrent.atomic.AtomicLong;
 final class Attacks {
     static final String STREAM_PATH = "/sparseserve.v1.TextGeneration/GenerateStream";
 
-    record Target(String host, int port, String apiKey, long seed) {
+    /** @param from the address the attackers' connections come from (null: the system's choice) */
+    record Target(String host, int port, String apiKey, long seed, String from) {
         String authority() {
             return host + ":" + port;
         }
@@ -61,6 +62,7 @@ final class Attacks {
 
     private Socket connect() throws IOException {
         Socket s = new Socket();
+        if (t.from() != null) s.bind(new InetSocketAddress(t.from(), 0));
         s.connect(new InetSocketAddress(t.host(), t.port()), 5_000);
         return s;
     }
@@ -309,8 +311,10 @@ final class Attacks {
 
     /** {@code n} random bodies POSTed to /v1/completions; the valid ones ask for at most 4 tokens. */
     void jsonFuzz(int n, int workers, long deadline) throws InterruptedException {
-        HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-                .connectTimeout(Duration.ofSeconds(5)).build();
+        HttpClient.Builder builder = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(Duration.ofSeconds(5));
+        if (t.from() != null) builder.localAddress(java.net.InetAddress.ofLiteral(t.from()));
+        HttpClient client = builder.build();
         try (client) {
             URI uri = URI.create("http://" + t.authority() + "/v1/completions");
             parallel(n, workers, deadline, i -> {

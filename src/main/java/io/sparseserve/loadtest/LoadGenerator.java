@@ -36,10 +36,17 @@ public final class LoadGenerator {
      * @param maxRequests stop sending after this many (0 = no limit other than the duration)
      * @param rssSampleSeconds how often to read the server's RSS from /metrics (0 = never)
      * @param apiKey sent as {@code authorization: Bearer KEY} on every call, or null
+     * @param localAddress the address the client's connections come from (null: the system's choice); the server
+     *        tells clients apart by address
      */
     public record Options(String host, int port, int concurrency, long durationMillis, long maxRequests,
                           boolean stream, GenerateRequest request, long timeoutMillis, int rssSampleSeconds,
-                          String apiKey) {
+                          String apiKey, String localAddress) {
+        public Options(String host, int port, int concurrency, long durationMillis, long maxRequests, boolean stream,
+                       GenerateRequest request, long timeoutMillis, int rssSampleSeconds, String apiKey) {
+            this(host, port, concurrency, durationMillis, maxRequests, stream, request, timeoutMillis, rssSampleSeconds, apiKey, null);
+        }
+
         /** Without an API key (a server started without --api-key). */
         public Options(String host, int port, int concurrency, long durationMillis, long maxRequests, boolean stream,
                        GenerateRequest request, long timeoutMillis, int rssSampleSeconds) {
@@ -73,7 +80,8 @@ public final class LoadGenerator {
     public LoadGenerator(Options options) {
         this.o = options;
         this.client = GrpcClient.client(vertx, new GrpcClientOptions().setMaxMessageSize(16L << 20),
-                new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false));
+                new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
+                        .setLocalAddress(options.localAddress()));
         this.http = vertx.createHttpClient(new HttpClientOptions().setDefaultHost(options.host()).setDefaultPort(options.port()));
         this.address = SocketAddress.inetSocketAddress(options.port(), options.host());
     }

@@ -17,6 +17,8 @@ import java.util.List;
  */
 public record MemoryPlanner(ModelShape shape, DType dtype, DType kvDtype, long gpuBytes, double utilization,
                             long overheadBytes, int context, int concurrency, int blockSize) {
+    /** {@code plan --overhead}'s default: CUDA context, cuBLAS workspace, activations, graphs (an estimate). */
+    public static final long DEFAULT_OVERHEAD_BYTES = 2L << 30;
 
     public MemoryPlanner {
         if (!(utilization > 0 && utilization <= 1)) {
@@ -48,19 +50,9 @@ public record MemoryPlanner(ModelShape shape, DType dtype, DType kvDtype, long g
     }
 
     public MemoryPlan plan(WeightFormat format) {
-        int b = dtype.bytes();
-        long linear = 0, linearDense = 0;
-        for (int[] s : shape.linearShapes()) {
-            linear += format.bytes(s[0], s[1], b);
-            linearDense += (long) s[0] * s[1] * b;
-        }
-        long layer = linear + shape.layerOtherElements() * b;
-        long embeddings = shape.embeddingElements() * b;
-        long headMatrix = shape.headElements() * b;
-        long head = shape.headNormElements() * b + headMatrix;
-        long weights = embeddings + (long) shape.layers() * layer + head - (shape.tieEmbeddings() ? headMatrix : 0);
-        long kvPerLayerSequence = kvBytesPerTokenPerLayer() * kvTokensPerSequence();
-        long kvPerLayer = kvPerLayerSequence * concurrency;
+        Pieces p = pieces(format);
+        long layer = p.layer, embeddings = p.embeddings, head = p.head, kvPerLayer = p.kvPerLayer;
+        long headMatrix = shape.headElements() * dtype.bytes();
         long usable = usableBytes();
 
         List<Filling> filled = new ArrayList<>();
@@ -90,13 +82,94 @@ public record MemoryPlanner(ModelShape shape, DType dtype, DType kvDtype, long g
         }
         filled.add(cur);
 
+        return stages(format, p.linear, p.linearDense, layer, embeddings, head, p.weights, kvPerLayer, p.kvPerLayerSequence,
+                filled);
+    }
+
+    /**
+     * The split over exactly {@code gpus} GPUs that a server given {@code --device cuda:N,M,...} (that many stages)
+     * uses unless {@code --layer-split} says otherwise: contiguous layer ranges, at least one layer per GPU, GPU 0 with
+     * the embeddings and the last with the head, chosen to make the largest per-GPU share (weights + the KV cache of
+     * its layers for the planned sequences, the pieces {@link #plan} fills by) as small as possible; among equally
+     * small ones, the earlier GPUs take more layers (as the greedy fill does). Exact, by dynamic programming over
+     * (GPU, first layer): O(gpus · layers²). Throws when the model has fewer layers than {@code gpus}.
+     */
+    public MemoryPlan split(WeightFormat format, int gpus) {
+        if (gpus < 1) throw new InvalidInputException("--gpus " + gpus + ": must be >= 1");
+        int layers = shape.layers();
+        if (gpus > layers) {
+            throw new InvalidInputException("--gpus " + gpus + ": the model has " + layers + " layers, and every GPU of a "
+                    + "split holds at least one");
+        }
+        Pieces p = pieces(format);
+        long tiedHead = shape.tieEmbeddings() ? shape.headElements() * dtype.bytes() : 0;
+        long perLayer = p.layer + p.kvPerLayer;
+        // best[g][l]: the smallest possible largest share when GPUs g..gpus-1 hold layers l..layers-1
+        long[][] best = new long[gpus + 1][layers + 1];
+        int[][] cut = new int[gpus + 1][layers + 1];
+        for (long[] row : best) java.util.Arrays.fill(row, Long.MAX_VALUE);
+        best[gpus][layers] = 0;
+        for (int g = gpus - 1; g >= 0; g--) {
+            int left = gpus - g; // GPUs g..gpus-1, one layer each at least
+            for (int l = layers - left; l >= g; l--) {
+                for (int e = layers - left + 1; e >= l + 1; e--) { // the largest range first: earlier GPUs take more
+                    if (best[g + 1][e] == Long.MAX_VALUE) continue;
+                    long share = (long) (e - l) * perLayer + (g == 0 ? p.embeddings : 0)
+                            + (g == gpus - 1 ? p.head - (g == 0 ? tiedHead : 0) : 0);
+                    long worst = Math.max(share, best[g + 1][e]);
+                    if (worst < best[g][l]) {
+                        best[g][l] = worst;
+                        cut[g][l] = e;
+                    }
+                }
+            }
+        }
+        List<Filling> filled = new ArrayList<>();
+        for (int g = 0, l = 0; g < gpus; g++) {
+            Filling f = new Filling(l);
+            f.end = cut[g][l];
+            f.embeddings = g == 0;
+            f.head = g == gpus - 1;
+            f.weights = (long) (f.end - l) * p.layer + (f.embeddings ? p.embeddings : 0)
+                    + (f.head ? p.head - (g == 0 ? tiedHead : 0) : 0);
+            filled.add(f);
+            l = f.end;
+        }
+        return stages(format, p.linear, p.linearDense, p.layer, p.embeddings, p.head, p.weights, p.kvPerLayer,
+                p.kvPerLayerSequence, filled);
+    }
+
+    /** What one format's pieces weigh, as {@link #plan} and {@link #split} fill GPUs with them. */
+    private record Pieces(long linear, long linearDense, long layer, long embeddings, long head, long weights,
+                          long kvPerLayer, long kvPerLayerSequence) {}
+
+    private Pieces pieces(WeightFormat format) {
+        int b = dtype.bytes();
+        long linear = 0, linearDense = 0;
+        for (int[] s : shape.linearShapes()) {
+            linear += format.bytes(s[0], s[1], b);
+            linearDense += (long) s[0] * s[1] * b;
+        }
+        long layer = linear + shape.layerOtherElements() * b;
+        long embeddings = shape.embeddingElements() * b;
+        long headMatrix = shape.headElements() * b;
+        long head = shape.headNormElements() * b + headMatrix;
+        long weights = embeddings + (long) shape.layers() * layer + head - (shape.tieEmbeddings() ? headMatrix : 0);
+        long kvPerLayerSequence = kvBytesPerTokenPerLayer() * kvTokensPerSequence();
+        return new Pieces(linear, linearDense, layer, embeddings, head, weights, kvPerLayerSequence * concurrency,
+                kvPerLayerSequence);
+    }
+
+    private MemoryPlan stages(WeightFormat format, long linear, long linearDense, long layer, long embeddings, long head,
+                              long weights, long kvPerLayer, long kvPerLayerSequence, List<Filling> filled) {
+        long usable = usableBytes();
         List<MemoryPlan.Stage> out = new ArrayList<>();
         long maxSequences = Long.MAX_VALUE;
         for (int g = 0; g < filled.size(); g++) {
             Filling f = filled.get(g);
             long kv = f.layers() * kvPerLayer;
             long perSequence = f.layers() * kvPerLayerSequence;
-            long sequences = perSequence == 0 ? Long.MAX_VALUE : (usable - f.weights) / perSequence;
+            long sequences = perSequence == 0 ? Long.MAX_VALUE : Math.max(0, usable - f.weights) / perSequence;
             maxSequences = Math.min(maxSequences, sequences);
             out.add(new MemoryPlan.Stage(g, f.first, f.end, f.embeddings, f.head, f.weights, kv, usable - f.weights - kv,
                     sequences));

@@ -11,7 +11,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One line per request for operators, on the logger {@code sparseserve.access}: request id, method, status, prompt
- * and output tokens, time to first token, duration, finish reason and the sampling seed used. Never the prompt or
+ * and output tokens, time to first token, duration, finish reason, the sampling seed used and the client (its
+ * address, see {@link ClientIdentity}). Never the prompt or
  * the generated text. The request id is the client's ({@code x-request-id} header or the request's own field) when
  * it is a plain token, else one generated here; the endpoints echo it back.
  */
@@ -56,6 +57,7 @@ final class AccessLog {
         private final long startNanos;
         private long seed = Long.MIN_VALUE;
         private int promptTokens = -1;
+        private String client = "unknown";
         private boolean written;
 
         private Entry(String method, String requestId, long startNanos) {
@@ -78,6 +80,15 @@ final class AccessLog {
 
         long seed() {
             return seed;
+        }
+
+        /** Who sent the request ({@link ClientIdentity}): the engine shares its slots between clients. */
+        void client(String client) {
+            this.client = client;
+        }
+
+        String client() {
+            return client;
         }
 
         void promptTokens(int n) {
@@ -105,10 +116,10 @@ final class AccessLog {
             double durationMs = (System.nanoTime() - startNanos) / 1e6;
             String line = String.format(Locale.ROOT,
                     "request_id=%s method=%s status=%s prompt_tokens=%d output_tokens=%d ttft_ms=%s duration_ms=%.1f"
-                            + " finish=%s seed=%s",
+                            + " finish=%s seed=%s client=%s",
                     requestId, method, status, Math.max(prompt, 0), output,
                     ttftMs < 0 ? "-" : String.format(Locale.ROOT, "%.1f", ttftMs), durationMs, finish,
-                    hasSeed() ? Long.toString(seed) : "-");
+                    hasSeed() ? Long.toString(seed) : "-", client);
             log.info(line);
             for (Consumer<String> l : listeners) l.accept(line);
         }

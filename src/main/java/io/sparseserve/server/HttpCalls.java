@@ -30,6 +30,7 @@ final class HttpCalls {
     /** Starts the call's access-log entry (the client's x-request-id, or a fresh one) and echoes its id. */
     AccessLog.Entry begin(RoutingContext rc, String route) {
         AccessLog.Entry entry = serving.accessLog().start(route, rc.request().getHeader(AccessLog.HEADER));
+        entry.client(serving.clients().of(rc.request().remoteAddress(), rc.request().headers()));
         rc.response().putHeader(AccessLog.HEADER, entry.requestId());
         return entry;
     }
@@ -74,7 +75,7 @@ final class HttpCalls {
         entry.promptTokens(request.promptIds().length);
         Engine.Handle handle;
         try {
-            handle = serving.engine().submit(request, sink);
+            handle = serving.engine().submit(request, sink, entry.client());
         } catch (RuntimeException e) {
             sink.close();
             refuse(response, entry, e, "cannot start the request");

@@ -17,11 +17,14 @@ final class Serving {
     private final AccessLog accessLog = new AccessLog();
     private final TokenizerPool tokenizers;
     private final ServerLimits limits;
+    private final ClientIdentity clients;
     private volatile boolean draining;
+    private volatile String failure;
 
     Serving(Engine engine, ServingMetrics metrics, String modelId, String device, ServerLimits limits) {
         this.engine = engine;
         this.limits = limits;
+        this.clients = new ClientIdentity(limits.clientHeader());
         this.tokenizers = new TokenizerPool(limits.tokenizerThreads(), limits.tokenizerQueue());
         this.metrics = metrics;
         this.requests = new ProtoRequests(engine.tokenizer(), engine.modelConfig().maxPositions(),
@@ -49,6 +52,11 @@ final class Serving {
         return limits;
     }
 
+    /** Who a request's client is (the engine shares its slots between clients). */
+    ClientIdentity clients() {
+        return clients;
+    }
+
     AccessLog accessLog() {
         return accessLog;
     }
@@ -67,6 +75,17 @@ final class Serving {
 
     void startDraining() {
         draining = true;
+    }
+
+    /** The device failed (a sticky error): refuse everything from now on, as when draining, and say why. */
+    void deviceFailed(String why) {
+        failure = why;
+        draining = true;
+    }
+
+    /** Why the device failed, or null while it works. */
+    String failure() {
+        return failure;
     }
 
     /** Parameters and sparsity counted once at start (sparsity of a dense matrix costs a scan). */

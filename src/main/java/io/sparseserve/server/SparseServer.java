@@ -1,5 +1,6 @@
 package io.sparseserve.server;
 
+import io.sparseserve.backend.DeviceFailure;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
 import io.vertx.core.Vertx;
@@ -20,8 +21,7 @@ import io.vertx.micrometer.MicrometerMetricsFactory;
 import io.vertx.micrometer.MicrometerMetricsOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,10 +42,20 @@ public final class SparseServer implements AutoCloseable {
      * @param device where the model runs, as reported by GetModelInfo
      */
     public record Options(String host, int port, String modelId, String device, ServerSecurity security,
-            ServerLimits limits) {
+            ServerLimits limits, Consumer<DeviceFailure> onDeviceFailure) {
         /** Open and plain, with the default limits. */
         public Options(String host, int port, String modelId, String device) {
             this(host, port, modelId, device, ServerSecurity.NONE, ServerLimits.defaults());
+        }
+
+        /** With nothing done after a device failure beyond turning NOT_SERVING (tests; serve ends the process). */
+        public Options(String host, int port, String modelId, String device, ServerSecurity security, ServerLimits limits) {
+            this(host, port, modelId, device, security, limits, failure -> {});
+        }
+
+        /** The same options with {@code exit} called after a device failure, once health is NOT_SERVING. */
+        public Options onDeviceFailure(Consumer<DeviceFailure> exit) {
+            return new Options(host, port, modelId, device, security, limits, exit);
         }
     }
 
@@ -55,16 +65,18 @@ public final class SparseServer implements AutoCloseable {
     private final GrpcServer grpc;
     private final HealthEndpoint health;
     private final boolean tls;
-    private final AtomicInteger openConnections = new AtomicInteger();
-    private final AtomicLong refusedConnections = new AtomicLong();
-    private final RateLimitedLog connectionLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
+    private final ConnectionGate connections;
     private final RateLimitedLog bodyLimitLog = new RateLimitedLog(log, java.time.Duration.ofMinutes(1));
     private final String host;
     private final int requestedPort;
     private int port = -1;
 
     public SparseServer(Engine engine, ServingMetrics metrics, Options options) {
+        ServerLimits limits = options.limits();
+        this.connections = new ConnectionGate(limits.maxConnections(), limits.connectionsPerClient());
         this.vertx = Vertx.builder()
+                // Counts and bounds connections as they are accepted, before any byte (see ConnectionGate).
+                .withTransport(new GatedTransport(connections))
                 .with(new VertxOptions().setMetricsOptions(new MicrometerMetricsOptions().setEnabled(true)
                         .addDisabledMetricsCategory(MetricsDomain.EVENT_BUS)
                         .addDisabledMetricsCategory(MetricsDomain.NAMED_POOLS)
@@ -84,6 +96,16 @@ public final class SparseServer implements AutoCloseable {
         grpc.addService(health.service());
         grpc.addService(ReflectionService.v1());
 
+        Consumer<DeviceFailure> exit = options.onDeviceFailure();
+        engine.onDeviceFailure(failure -> {
+            // A sticky device error: nothing can run again in this process. NOT_SERVING first (health, readyz,
+            // healthz, Watch streams), new calls refused, then the exit path (serve ends the process non-zero).
+            serving.deviceFailed(failure.getMessage());
+            health.drainingStarted();
+            log.error("device failure: health is NOT_SERVING; the process must restart: {}", failure.getMessage());
+            exit.accept(failure);
+        });
+
         ServerSecurity security = options.security();
         ApiKeyAuth key = security.apiKey();
         Router router = Router.router(vertx);
@@ -94,11 +116,16 @@ public final class SparseServer implements AutoCloseable {
         router.get("/metrics").handler(rc -> rc.response()
                 .putHeader("content-type", "text/plain; version=0.0.4; charset=utf-8")
                 .end(metrics.scrape()));
-        router.get("/healthz").handler(rc -> rc.response().putHeader("content-type", "text/plain").end("ok\n"));
+        // Liveness fails only when the device is lost (a restart is the cure); readiness also while draining.
+        router.get("/healthz").handler(rc -> {
+            String failure = this.serving.failure();
+            rc.response().setStatusCode(failure == null ? 200 : 503).putHeader("content-type", "text/plain")
+                    .end(failure == null ? "ok\n" : "device failed: " + failure + "\n");
+        });
         router.get("/readyz").handler(rc -> {
             boolean ready = !this.serving.draining();
             rc.response().setStatusCode(ready ? 200 : 503).putHeader("content-type", "text/plain")
-                    .end(ready ? "ready\n" : "draining\n");
+                    .end(ready ? "ready\n" : this.serving.failure() != null ? "device failed\n" : "draining\n");
         });
         new OpenAiRoutes(this.serving).mount(router);
         new ChatRoutes(this.serving).mount(router);
@@ -116,7 +143,6 @@ public final class SparseServer implements AutoCloseable {
             }
         });
 
-        ServerLimits limits = options.limits();
         HttpServerOptions httpOptions = new HttpServerOptions().setHost(options.host()).setPort(options.port())
                 .setHttp2ClearTextEnabled(true)
                 // A connection that sends and receives nothing for this long is closed (half-open and idle floods).
@@ -130,17 +156,6 @@ public final class SparseServer implements AutoCloseable {
         }
         this.tls = security.tls();
         this.http = vertx.createHttpServer(httpOptions);
-        int maxConnections = limits.maxConnections();
-        http.connectionHandler(conn -> {
-            // Over the limit the connection is closed at once: a flood of idle connections cannot exhaust file
-            // descriptors or memory, and the clients already connected keep being served.
-            if (openConnections.incrementAndGet() > maxConnections) {
-                refusedConnections.incrementAndGet();
-                connectionLimitLog.warn("connection limit reached: {} open (--max-connections); closing new ones", maxConnections);
-                conn.close();
-            }
-            conn.closeHandler(v -> openConnections.decrementAndGet());
-        });
         http.requestHandler(req -> {
             if (isGrpc(req)) {
                 if (key != null && !openGrpc(req.path()) && !key.accepts(req.getHeader("authorization"))) {
@@ -208,14 +223,19 @@ public final class SparseServer implements AutoCloseable {
         return port;
     }
 
-    /** Connections open now (counting those being closed for being over the limit). */
+    /** TCP connections open now, counted from their accept (whether or not they ever sent a byte). */
     public int openConnections() {
-        return openConnections.get();
+        return connections.open();
     }
 
-    /** Connections closed at once since start because --max-connections were open. */
+    /** Connections closed at once since start: --max-connections, or --max-connections-per-client from one address. */
     public long refusedConnections() {
-        return refusedConnections.get();
+        return connections.refused();
+    }
+
+    /** Distinct client addresses with open connections. */
+    public int connectedClients() {
+        return connections.clients();
     }
 
     /** The access log (tests listen to its lines). */

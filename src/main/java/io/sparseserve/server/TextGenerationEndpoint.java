@@ -148,6 +148,7 @@ final class TextGenerationEndpoint {
     private AccessLog.Entry begin(GrpcServerRequest<?, ?> call, String method, String fieldId) {
         String clientId = fieldId.isEmpty() ? call.headers().get(AccessLog.HEADER) : fieldId;
         AccessLog.Entry entry = serving.accessLog().start(method, clientId);
+        entry.client(serving.clients().of(call.connection().remoteAddress(), call.headers()));
         call.response().headers().set(AccessLog.HEADER, entry.requestId());
         return entry;
     }
@@ -191,7 +192,7 @@ final class TextGenerationEndpoint {
         entry.seed(request.sampling().seed());
         entry.promptTokens(request.promptIds().length);
         try {
-            sink.attach(serving.engine().submit(request, sink));
+            sink.attach(serving.engine().submit(request, sink, entry.client()));
         } catch (RuntimeException e) {
             refuse(response, sink, entry, e);
         }

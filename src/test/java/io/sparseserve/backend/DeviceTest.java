@@ -29,8 +29,12 @@ class DeviceTest {
             assertTrue(e.getMessage().startsWith("--device must be cpu, cuda, cuda:N or cuda:N,M,..."), e.getMessage());
             assertEquals(1, e.getMessage().lines().count());
         }
-        InvalidInputException twice = assertThrows(InvalidInputException.class, () -> Device.parse("cuda:1,1"));
-        assertEquals("--device cuda:1,1 lists cuda:1 twice", twice.getMessage());
+        // An ordinal may repeat: cuda:0,0 is two stages of a layer split on one GPU.
+        Device twice = Device.parse("cuda:1,1");
+        assertArrayEquals(new int[] {1, 1}, twice.ordinals());
+        assertTrue(twice.isSplit());
+        assertEquals("cuda:1", twice.stage(1).toString());
+        assertTrue(!Device.parse("cuda:1").isSplit());
     }
 
     @Test
@@ -54,11 +58,20 @@ class DeviceTest {
     }
 
     @Test
-    void severalGpusAreParsedButRefused() {
+    void aLayerSplitIsCheckedAgainstTheDevicesBeforeTheDriver() {
+        DeviceOptions threeStages = new DeviceOptions(null, 0.9, SparseKernel.AUTO, LayerSplit.parse("2,2,2"));
         InvalidInputException e = assertThrows(InvalidInputException.class,
-                () -> ModelRunners.factory(Device.parse("cuda:0,1"), DeviceOptions.defaults()));
-        assertTrue(e.getMessage().startsWith("--device cuda:0,1: splitting a model over several GPUs is not supported yet"),
-                e.getMessage());
+                () -> ModelRunners.factory(Device.parse("cuda:0,1"), threeStages));
+        assertEquals("--layer-split 2,2,2 has 3 layer counts for --device cuda:0,1 (2 devices): give one per device", e.getMessage());
+        InvalidInputException cpu = assertThrows(InvalidInputException.class,
+                () -> ModelRunners.factory(Device.CPU, new DeviceOptions(null, 0.9, SparseKernel.AUTO, LayerSplit.parse("3"))));
+        assertEquals("--layer-split needs several GPUs (--device cuda:N,M,...), not --device cpu", cpu.getMessage());
+        if (!io.sparseserve.backend.cuda.CudaDriverProbe.probe().available()) {
+            // A matching split gets as far as the driver: here, none.
+            DeviceUnavailableException d = assertThrows(DeviceUnavailableException.class, () -> ModelRunners.factory(
+                    Device.parse("cuda:0,0"), new DeviceOptions(null, 0.9, SparseKernel.AUTO, LayerSplit.parse("3,3"))));
+            assertTrue(d.getMessage().startsWith("--device cuda:0,0: "), d.getMessage());
+        }
     }
 
     @Test

@@ -47,13 +47,17 @@ class DeviceCommandLineTest {
     @Test
     void badDeviceOptionsExitTwoWithOneLineNamingTheOption() {
         String[][] bad = {
-            {"--device", "gpu"}, {"--device", "cuda:x"}, {"--device", "cuda:0,0"},
+            {"--device", "gpu"}, {"--device", "cuda:x"}, {"--device", "cuda:0,"},
             {"--kv-dtype", "int8"},
             {"--gpu-memory-utilization", "1.5"}, {"--gpu-memory-utilization", "0"},
             {"--sparse-kernel", "csr"},
+            {"--layer-split", "3,x"}, {"--layer-split", "0,6"}, {"--layer-split", "6"},
+            {"--device", "cuda:0,0", "--layer-split", "2,2,2"},
         };
         String[] prefixes = {"--device", "--device", "--device", "--kv-dtype",
-            "--gpu-memory-utilization", "--gpu-memory-utilization", "--sparse-kernel"};
+            "--gpu-memory-utilization", "--gpu-memory-utilization", "--sparse-kernel",
+            "--layer-split must be layer counts >= 1", "--layer-split must be layer counts >= 1",
+            "--layer-split needs several GPUs", "--layer-split 2,2,2 has 3 layer counts for --device cuda:0,0 (2 devices)"};
         for (String[] sub : subcommands()) {
             for (int i = 0; i < bad.length; i++) {
                 String[] args = with(sub, bad[i]);
@@ -63,11 +67,13 @@ class DeviceCommandLineTest {
     }
 
     @Test
-    void severalGpusAreRefusedForNow() {
+    void aLayerSplitWithoutADriverNamesWhatIsMissing() {
+        CudaDriverProbe.Result probe = CudaDriverProbe.probe();
         for (String[] sub : subcommands()) {
-            String[] args = with(sub, "--device", "cuda:0,1");
-            assertOneLine(CliRunner.run(args), String.join(" ", args),
-                    "--device cuda:0,1: splitting a model over several GPUs is not supported yet");
+            String[] args = with(sub, "--device", "cuda:0,0", "--layer-split", "3,3");
+            CliRunner r = CliRunner.run(args);
+            assertOneLine(r, String.join(" ", args), "--device cuda:0,0: ");
+            if (!probe.available()) assertEquals("error: --device cuda:0,0: " + probe.problem(), r.err().strip());
         }
     }
 

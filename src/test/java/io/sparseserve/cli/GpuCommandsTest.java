@@ -33,6 +33,29 @@ class GpuCommandsTest {
         }
     }
 
+    /**
+     * The split check of native/gpu-check.sh ({@code --device cuda:0,0 --reference cuda:0 --same-ids}) run CPU against
+     * CPU: each runner generates 32 ids on its own and the reference's greedy ids (reference.json) come out of both.
+     */
+    @Test
+    void sameIdsLetsEachRunnerGenerateOnItsOwn() throws Exception {
+        CliRunner r = CliRunner.run("gpu-compare", "--model", TestData.fixture(TestData.TINY_LLAMA).toString(), "--device", "cpu",
+                "--reference", "cpu", "--same-ids", "--new-tokens", "32", "--json");
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertTrue(j.get("same_ids").asBoolean(), r.out());
+        assertTrue(j.get("pass").asBoolean(), r.out());
+        assertEquals(32, j.get("device_ids").size());
+        assertEquals(j.get("reference_ids"), j.get("device_ids"));
+        int[] expected = TestData.ints(TestData.reference(TestData.TINY_LLAMA).path("greedy").path("new_ids"));
+        for (int i = 0; i < Math.min(expected.length, 32); i++) assertEquals(expected[i], j.get("device_ids").get(i).asInt(), "id " + i);
+        if (CudaDriverProbe.probe().available()) return; // with a GPU the split runs (native/gpu-check.sh checks it)
+        CliRunner split = CliRunner.run("gpu-compare", "--model", TestData.fixture(TestData.TINY_LLAMA).toString(), "--device",
+                "cuda:0,0", "--reference", "cuda:0", "--same-ids", "--json");
+        assertEquals(2, split.exitCode(), split.err());
+        assertTrue(split.err().startsWith("error: --device cuda:0"), split.err());
+    }
+
     @Test
     void withoutGpuTheCommandsSayWhatIsMissing() {
         if (CudaDriverProbe.probe().available()) {

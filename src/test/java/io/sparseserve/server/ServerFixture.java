@@ -8,6 +8,7 @@ import io.grpc.ManagedChannelBuilder;
 import io.sparseserve.TestData;
 import io.sparseserve.api.v1.TextGenerationGrpc;
 import io.sparseserve.backend.ModelRunners;
+import io.sparseserve.backend.RunnerFactory;
 import io.sparseserve.engine.Engine;
 import io.sparseserve.metrics.ServingMetrics;
 import io.sparseserve.model.Family;
@@ -56,11 +57,18 @@ final class ServerFixture implements AutoCloseable {
     }
 
     private ServerFixture(Path modelDir, Engine.Config config, String modelId, ServerSecurity security, ServerLimits limits) {
+        this(modelDir, config, ModelRunners.cpu(), new SparseServer.Options("127.0.0.1", 0, modelId, "cpu", security, limits));
+    }
+
+    /** Serving through {@code runners} (e.g. a fault-injecting runner) with {@code options} (its port is ignored: 0). */
+    ServerFixture(Path modelDir, Engine.Config config, RunnerFactory runners, SparseServer.Options options) {
         model = Model.load(modelDir);
         tokenizer = Tokenizer.load(modelDir.resolve("tokenizer.json"));
         metrics = new ServingMetrics();
-        engine = new Engine(model, tokenizer, ModelRunners.cpu(), config, metrics);
-        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, modelId, "cpu", security, limits));
+        engine = new Engine(model, tokenizer, runners, config, metrics);
+        server = new SparseServer(engine, metrics, new SparseServer.Options("127.0.0.1", 0, options.modelId(), options.device(),
+                options.security(), options.limits(), options.onDeviceFailure()));
+        ServerSecurity security = options.security();
         port = server.start();
         channel = security.tls() ? TlsClients.channel(port) : ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
     }

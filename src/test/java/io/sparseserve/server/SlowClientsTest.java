@@ -46,7 +46,7 @@ class SlowClientsTest {
     @Test
     void connectionsAreBoundedInNumberStreamsAndIdleTime() throws Exception {
         try (ServerFixture f = new ServerFixture(TestData.bundledModel(), Engine.Config.defaults(), ServerSecurity.NONE,
-                ServerLimits.defaults().withConnections(3, 7, Duration.ofSeconds(2)))) {
+                ServerLimits.defaults().withConnections(3, 7, Duration.ofSeconds(2)).withClients(3, null))) {
             f.channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
             ServerFixture.await("no connections", Duration.ofSeconds(10), () -> f.server.openConnections() == 0);
             InetAddress lo = InetAddress.getLoopbackAddress();
@@ -86,6 +86,110 @@ class SlowClientsTest {
                 assertEquals(200, f.get("/healthz").statusCode());
             } finally {
                 for (Socket s : held) s.close();
+            }
+        }
+    }
+
+    /**
+     * Connections that never send a byte count too (they used to be counted only once their first bytes told HTTP/1.1
+     * from HTTP/2, so a silent flood was bounded by --idle-timeout alone): over --max-connections-per-client from one
+     * address, or over --max-connections in all, a new connection is closed at once, long before the idle timeout.
+     */
+    @Test
+    void silentConnectionsCountAgainstTheConnectionLimits() throws Exception {
+        try (ServerFixture f = new ServerFixture(TestData.bundledModel(), Engine.Config.defaults(), ServerSecurity.NONE,
+                ServerLimits.defaults().withConnections(4, 100, Duration.ofSeconds(120)).withClients(2, null))) {
+            f.channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            ServerFixture.await("no connections", Duration.ofSeconds(10), () -> f.server.openConnections() == 0);
+            List<Socket> held = new ArrayList<>();
+            try {
+                for (String from : List.of("127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3")) held.add(silent(from, f.port));
+                ServerFixture.await("four silent connections counted", Duration.ofSeconds(10), () -> f.server.openConnections() == 4);
+                assertEquals(2, f.server.connectedClients());
+                // A third from one address: over --max-connections-per-client 2.
+                try (Socket third = silent("127.0.0.2", f.port)) {
+                    assertTrue(closedOrGoaway(new DataInputStream(third.getInputStream())), "a third connection from one address stayed open");
+                }
+                // A first from a new address: over --max-connections 4.
+                try (Socket fifth = silent("127.0.0.4", f.port)) {
+                    assertTrue(closedOrGoaway(new DataInputStream(fifth.getInputStream())), "a fifth connection stayed open");
+                }
+                assertEquals(2, f.server.refusedConnections());
+                assertEquals(4, f.server.openConnections());
+            } finally {
+                for (Socket s : held) s.close();
+            }
+            ServerFixture.await("the connections' counts released", Duration.ofSeconds(10),
+                    () -> f.server.openConnections() == 0 && f.server.connectedClients() == 0);
+            assertEquals(200, f.get("/healthz").statusCode());
+        }
+    }
+
+    /** A connection from {@code from} that sends nothing; reads time out after 10 s (the idle timeout is far later). */
+    private static Socket silent(String from, int port) throws IOException {
+        Socket s = new Socket();
+        s.bind(new InetSocketAddress(InetAddress.ofLiteral(from), 0));
+        s.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 10_000);
+        s.setSoTimeout(10_000);
+        return s;
+    }
+
+    /**
+     * A gRPC stream whose client reads nothing (grpc-java with no messages requested and a 16-byte HTTP/2 window, so
+     * the first response message already fills it) is paused, then cancelled after --stream-idle-timeout (1 s here):
+     * its slot and KV blocks come back and the access log says STREAM_IDLE_TIMEOUT.
+     */
+    @Test
+    void aGrpcStreamNobodyReadsIsCancelledAfterTheStreamIdleTimeout() throws Exception {
+        try (ServerFixture f = new ServerFixture(TestData.bundledModel(), new Engine.Config(64, 4, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE),
+                ServerSecurity.NONE, ServerLimits.defaults().withStreamIdleTimeout(Duration.ofSeconds(1)))) {
+            List<String> lines = new CopyOnWriteArrayList<>();
+            f.server.accessLog().addListener(lines::add);
+            io.grpc.ManagedChannel tiny = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", f.port)
+                    .usePlaintext().flowControlWindow(16).build();
+            try {
+                var error = new java.util.concurrent.CompletableFuture<Throwable>();
+                io.sparseserve.api.v1.TextGenerationGrpc.newStub(tiny).withDeadlineAfter(60, TimeUnit.SECONDS).generateStream(
+                        io.sparseserve.api.v1.GenerateRequest.newBuilder().setPrompt("Once upon a time").setMaxNewTokens(100)
+                                .setIgnoreEos(true).setRequestId("paused-grpc").build(),
+                        new io.grpc.stub.ClientResponseObserver<io.sparseserve.api.v1.GenerateRequest,
+                                io.sparseserve.api.v1.GenerateStreamResponse>() {
+                            @Override
+                            public void beforeStart(io.grpc.stub.ClientCallStreamObserver<io.sparseserve.api.v1.GenerateRequest> call) {
+                                call.disableAutoRequestWithInitial(0); // never ask for a message
+                            }
+
+                            @Override
+                            public void onNext(io.sparseserve.api.v1.GenerateStreamResponse value) {
+                                error.complete(new AssertionError("a message was delivered without being requested"));
+                            }
+
+                            @Override
+                            public void onError(Throwable t) {
+                                error.complete(t);
+                            }
+
+                            @Override
+                            public void onCompleted() {
+                                error.complete(new AssertionError("the stream completed"));
+                            }
+                        });
+                ServerFixture.await("the paused stream's access-log line", Duration.ofSeconds(30),
+                        () -> lines.stream().anyMatch(l -> l.startsWith("request_id=paused-grpc ")));
+                String line = lines.stream().filter(l -> l.startsWith("request_id=paused-grpc ")).findFirst().orElseThrow();
+                assertTrue(line.contains("method=GenerateStream status=STREAM_IDLE_TIMEOUT"), line);
+                ServerFixture.await("its slot and KV blocks back", Duration.ofSeconds(10),
+                        () -> f.engine.running() == 0 && f.engine.parked() == 0 && f.engine.waiting() == 0
+                                && f.engine.kvFreeBlocks() == f.engine.kvTotalBlocks());
+                // grpc-java holds the reset's status behind the messages nobody asked for: none may have been delivered.
+                if (error.isDone()) {
+                    Throwable t = error.join();
+                    assertEquals(io.grpc.Status.Code.CANCELLED, io.grpc.Status.fromThrowable(t).getCode(), String.valueOf(t));
+                }
+                // The connection still serves.
+                assertEquals(200, f.get("/healthz").statusCode());
+            } finally {
+                tiny.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
             }
         }
     }

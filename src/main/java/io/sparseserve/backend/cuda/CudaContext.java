@@ -9,6 +9,7 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
@@ -31,6 +32,8 @@ public final class CudaContext implements AutoCloseable {
     private static final long COPY_CHUNK = 1L << 30;
     /** cuda.h's CUDA_ERROR_INSUFFICIENT_DRIVER (JCuda's CUresult lacks it). */
     private static final int CUDA_ERROR_INSUFFICIENT_DRIVER = 35;
+    /** cuda.h's CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED: a second stage pair on the same two devices. */
+    private static final int CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED = 704;
 
     private final CUdevice device;
     private final CUcontext context;
@@ -189,6 +192,57 @@ public final class CudaContext implements AutoCloseable {
 
     public void copy(long dstAddress, long srcAddress, long bytes) {
         Cu.check("cuMemcpyDtoDAsync", cuMemcpyDtoDAsync(DevicePtr.of(dstAddress), DevicePtr.of(srcAddress), bytes, stream));
+    }
+
+    /**
+     * Enqueues on this stream a copy into another stage's buffer: a device-to-device copy when both are on this
+     * device (cuda:0,0), else a peer copy (cuMemcpyPeerAsync: direct over NVLink/PCIe when peer access is on, staged
+     * through the host by the driver otherwise).
+     */
+    public void copyTo(CudaContext dst, long dstAddress, long srcAddress, long bytes) {
+        if (dst.info.ordinal() == info.ordinal()) {
+            copy(dstAddress, srcAddress, bytes);
+        } else {
+            Cu.check("cuMemcpyPeerAsync", cuMemcpyPeerAsync(DevicePtr.of(dstAddress), dst.context, DevicePtr.of(srcAddress),
+                    context, bytes, stream));
+        }
+    }
+
+    /**
+     * Lets this context read and write {@code peer}'s memory directly, where the hardware can (cuDeviceCanAccessPeer);
+     * returns whether it can. The same device needs nothing (true).
+     */
+    public boolean enablePeerAccess(CudaContext peer) {
+        if (peer.info.ordinal() == info.ordinal()) return true;
+        int[] can = new int[1];
+        Cu.check("cuDeviceCanAccessPeer", cuDeviceCanAccessPeer(can, device, peer.device));
+        if (can[0] == 0) return false;
+        makeCurrent();
+        int rc = cuCtxEnablePeerAccess(peer.context, 0);
+        if (rc != CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) Cu.check("cuCtxEnablePeerAccess", rc);
+        return true;
+    }
+
+    /** An event without timing (cheap), for ordering one stage's stream after another's. */
+    public CUevent newEvent() {
+        makeCurrent();
+        CUevent e = new CUevent();
+        Cu.check("cuEventCreate", cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING));
+        return e;
+    }
+
+    /** Records {@code event} after everything enqueued on this stream so far. */
+    public void record(CUevent event) {
+        Cu.check("cuEventRecord", cuEventRecord(event, stream));
+    }
+
+    /** Makes this stream wait (on the device, not the host) until {@code event} (of any context) has happened. */
+    public void waitFor(CUevent event) {
+        Cu.check("cuStreamWaitEvent", cuStreamWaitEvent(stream, event, 0));
+    }
+
+    public void destroy(CUevent event) {
+        Cu.check("cuEventDestroy", cuEventDestroy(event));
     }
 
     public void zero(DeviceBuffer b) {

@@ -35,6 +35,7 @@ final class CudaForward {
     // the weights' dtype copy of a cuBLAS input, and a dense copy of a sparse weight for cuBLAS
     private final long cast;
     private long denseScratch;
+    private final LinearOps ops;
     private long partOut, partMax, partSum;
     private DeviceBuffer inputs;
     private final List<long[]> kv = new ArrayList<>(); // per layer {kCache, vCache}
@@ -61,20 +62,21 @@ final class CudaForward {
         att = f32(c.qDim(), "attention output");
         hb = f32(c.intermediate(), "mlp hidden");
         hb2 = f32(c.intermediate(), "mlp up");
-        headIn = f32(h, "head rows");
-        headNorm = f32(h, "head rows normed");
-        logits = f32(c.vocab(), "logits");
-        argmax = f32(1, "argmax ids");
+        // Only the stage that ends the model (all of it without a split) computes logits.
+        boolean ends = weights.ends();
+        headIn = ends ? f32(h, "head rows") : 0;
+        headNorm = ends ? f32(h, "head rows normed") : 0;
+        logits = ends ? f32(c.vocab(), "logits") : 0;
+        argmax = ends ? f32(1, "argmax ids") : 0;
         cast = alloc((long) maxTokens * wide * 4, "cuBLAS input");
         long largestSparse = 0;
         for (DeviceModel.Layer l : weights.layers) {
             for (DeviceLinear d : new DeviceLinear[] {l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down()}) {
-                if (d instanceof DeviceLinear.Bitmask || d instanceof DeviceLinear.Nm24) {
-                    largestSparse = Math.max(largestSparse, (long) d.rows() * d.cols() * d.dtype().bytes());
-                }
+                if (d != null) largestSparse = Math.max(largestSparse, LinearOps.expandedBytes(d));
             }
         }
         if (largestSparse > 0 && maxTokens > KernelNames.MAX_GEMV_TOKENS) denseScratch = alloc(largestSparse, "expanded sparse weight");
+        this.ops = new LinearOps(ctx, kernels, gemm, sparse, cast, denseScratch);
         int decodeRows = config.maxStepSequences();
         partOut = alloc(4 * AttentionPlan.partialOutFloats(decodeRows, c.heads(), maxSplits, c.headDim()), "attention partials");
         partMax = alloc(4 * AttentionPlan.partialStatFloats(decodeRows, c.heads(), maxSplits), "attention partial max");
@@ -91,11 +93,17 @@ final class CudaForward {
         return b.address();
     }
 
-    /** KV blocks for every layer, and the step-input buffer of {@code packing}'s layout. */
+    /** The residual stream [maxTokens][hidden] float32: what one stage of a split hands the next. */
+    long residual() {
+        return x;
+    }
+
+    /** KV blocks for every layer this forward runs, and the step-input buffer of {@code packing}'s layout. */
     void allocateKv(int blocks, StepPacking packing) {
         this.packing = packing;
         long perLayer = (long) blocks * c.kvHeads() * config.blockSize() * c.headDim() * kvDtype.bytes();
-        for (int l = 0; l < c.layers(); l++) {
+        for (int i = 0; i < w.layers.size(); i++) {
+            int l = w.firstLayer + i;
             DeviceBuffer kc = ctx.memory().allocate(MemoryKind.KV, perLayer, "keys of layer " + l);
             DeviceBuffer vc = ctx.memory().allocate(MemoryKind.KV, perLayer, "values of layer " + l);
             held.add(kc);
@@ -122,13 +130,17 @@ final class CudaForward {
         return inputs.address() + 4L * offsetInts;
     }
 
-    /** Enqueues one step of {@code tokens} rows whose inputs are in {@link #inputs()}; {@code headRows} rows come out. */
+    /**
+     * Enqueues one step of {@code tokens} rows whose inputs are in {@link #inputs()}: the embeddings where this
+     * forward starts the model (else the residual stream is already in {@link #residual()}, copied there by the stage
+     * before), its layers, and where it ends the model the head, {@code headRows} rows of logits and argmax.
+     */
     void step(int tokens, boolean decode, int headRows) {
         int h = c.hidden();
         long ids = in(packing.idsOffset()), pos = in(packing.positionsOffset()), seqOf = in(packing.tokenSeqOffset());
         long slots = in(packing.slotsOffset()), rows = in(packing.headRowsOffset()), tables = in(packing.tablesOffset());
-        k.embed(w.embed.dtype(), w.embed.table(), ids, x, tokens, h);
-        if (w.positionTable != null) {
+        if (w.starts()) k.embed(w.embed.dtype(), w.embed.table(), ids, x, tokens, h);
+        if (w.starts() && w.positionTable != null) {
             // learned positions: row positions[t] + offset of the table (OPT's offset 2)
             long table = w.positionTable.table() + (long) w.positionOffset * h * w.positionTable.dtype().bytes();
             k.embed(w.positionTable.dtype(), table, pos, xb, tokens, h);
@@ -167,50 +179,20 @@ final class CudaForward {
             linear(layer.down(), hb, xb, tokens);
             k.add(x, xb, tokens * h);
         }
+        if (!w.ends()) return;
         k.gatherRows(x, rows, headIn, headRows, h);
         norm(w.finalNorm, headIn, headNorm, headRows);
         linear(w.head, headNorm, logits, headRows);
         k.argmax(logits, headRows, c.vocab(), c.vocab(), argmax);
     }
 
+    private void linear(DeviceLinear lin, long in, long out, int tokens) {
+        ops.linear(lin, in, out, tokens);
+    }
+
     private void norm(DeviceModel.DeviceNorm n, long in, long out, int tokens) {
         if (n.rms()) k.rmsNorm(in, out, n.weight(), tokens, c.hidden(), n.eps());
         else k.layerNorm(in, out, n.weight(), n.bias(), tokens, c.hidden(), n.eps());
-    }
-
-    /** y [tokens][rows] = x [tokens][cols] · Wᵀ (+ bias). */
-    private void linear(DeviceLinear lin, long in, long out, int tokens) {
-        switch (lin) {
-            case DeviceLinear.Csr csr -> {
-                toDtype(csr.dtype(), in, sparse.input(), tokens * csr.cols());
-                csr.matrix().multiply(tokens, sparse.workspace());
-                ctx.copy(out, sparse.output(), 4L * tokens * csr.rows());
-                if (csr.bias() != 0) k.biasAdd(out, csr.bias(), tokens, csr.rows(), csr.rows());
-            }
-            default -> {
-                if (tokens <= KernelNames.MAX_GEMV_TOKENS) {
-                    k.gemv(lin, in, out, tokens, lin.cols(), lin.rows());
-                    return;
-                }
-                long dense = switch (lin) {
-                    case DeviceLinear.Dense d -> d.w();
-                    default -> {
-                        k.expand(lin, denseScratch);
-                        yield denseScratch;
-                    }
-                };
-                long operand = lin.dtype() == DType.F32 ? in : cast;
-                if (lin.dtype() != DType.F32) k.castFromF32(lin.dtype(), in, cast, tokens * lin.cols());
-                gemm.linear(lin.dtype(), dense, operand, out, lin.rows(), lin.cols(), tokens, lin.cols(), lin.rows());
-                if (lin.bias() != 0) k.biasAdd(out, lin.bias(), tokens, lin.rows(), lin.rows());
-            }
-        }
-    }
-
-    /** Copies float32 activations into a buffer of {@code dtype} (a cast, or a plain copy for F32). */
-    private void toDtype(DType dtype, long in, long dst, int n) {
-        if (dtype == DType.F32) ctx.copy(dst, in, 4L * n);
-        else k.castFromF32(dtype, in, dst, n);
     }
 
     void close() {

@@ -126,6 +126,7 @@ public final class CudaKernels {
             case DeviceLinear.Nm24 n -> launch(KernelNames.spmvNm24(n.dtype(), tokens), shape, new KernelArgs().ptr(n.meta())
                     .ptr(n.values()).ptr(x).ptr(y).ptr(n.bias()).i32(n.rows()).i32(n.cols()).i32(tokens).i32(ldx).i32(ldy));
             case DeviceLinear.Csr c -> throw new IllegalArgumentException("CSR matrices multiply through cuSPARSE");
+            case DeviceLinear.PerPhase p -> gemv(p.decode(), x, y, tokens, ldx, ldy);
         }
     }
 
@@ -137,6 +138,7 @@ public final class CudaKernels {
             case DeviceLinear.Nm24 n -> launch(KernelNames.expandNm24(n.dtype()),
                     LaunchShape.of(LaunchShape.blocksFor((long) n.rows() * n.cols() / 4, 256), 256),
                     new KernelArgs().ptr(n.meta()).ptr(n.values()).ptr(dense).i32(n.rows()).i32(n.cols()));
+            case DeviceLinear.PerPhase p -> expand(p.prefill(), dense);
             default -> throw new IllegalArgumentException("only bitmask and 2:4 matrices expand");
         }
     }

@@ -3,6 +3,7 @@ package io.sparseserve.backend.cuda;
 import io.sparseserve.backend.Device;
 import io.sparseserve.backend.DeviceOptions;
 import io.sparseserve.backend.DeviceUnavailableException;
+import io.sparseserve.backend.LayerSplit;
 import io.sparseserve.backend.ModelRunner;
 import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.model.Model;
@@ -25,17 +26,23 @@ public final class CudaRunners {
      */
     public static void check(Device device) {
         String option = "--device " + device;
-        CudaDriverProbe.require(option, device.ordinal());
+        for (int ordinal : device.ordinals()) CudaDriverProbe.require(option, ordinal);
         if (!hasKernels()) {
             throw new DeviceUnavailableException(option + ": no GPU kernels in this jar (" + KERNELS
                     + " is built only where nvcc is on the PATH)");
         }
     }
 
-    /** Opens a runner on a single CUDA device ({@link #check}ed), or throws {@link DeviceUnavailableException}. */
+    /**
+     * Opens a runner on {@code device}: one GPU, or a layer split over several stages ({@link StageLayout#resolve}:
+     * {@code --layer-split} or plan's split). The split is checked against the model first (a bad one is
+     * {@link io.sparseserve.model.InvalidInputException}, one line), then the devices ({@link #check}); then the
+     * runner opens, or throws {@link DeviceUnavailableException}.
+     */
     public static ModelRunner open(Device device, DeviceOptions options, Model model, RunnerConfig config) {
+        LayerSplit split = StageLayout.resolve(device, options, model);
         check(device);
-        return CudaModelRunner.open(device, options, model, config);
+        return CudaModelRunner.open(device, options, model, config, split);
     }
 
     public static boolean hasKernels() {

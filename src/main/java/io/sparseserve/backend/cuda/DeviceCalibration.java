@@ -80,7 +80,7 @@ public final class DeviceCalibration {
     }
 
     /** Fills a buffer with random values in (-1, 1) of {@code dtype}, from a 16 MiB host pattern repeated. */
-    private static void fillRandom(CudaContext ctx, DeviceBuffer b, DType dtype) {
+    static void fillRandom(CudaContext ctx, DeviceBuffer b, DType dtype) {
         int n = (int) Math.min(b.bytes(), 16L << 20) / dtype.bytes();
         MemorySegment host = MemorySegment.ofArray(new byte[n * dtype.bytes()]);
         Random rnd = new Random(1);

@@ -31,4 +31,34 @@ public sealed interface DeviceLinear {
 
     /** CSR for cuSPARSE ({@link CsrLayout}). */
     record Csr(int rows, int cols, DType dtype, CusparseMatrix matrix, long bias, long bytes) implements DeviceLinear {}
+
+    /**
+     * One weight in two layouts, when {@code --sparse-kernel auto} timed different paths fastest for decode (up to 16
+     * token rows) and prefill (more): both stay on the device. Bias shared.
+     */
+    record PerPhase(DeviceLinear decode, DeviceLinear prefill) implements DeviceLinear {
+        public PerPhase {
+            if (decode.rows() != prefill.rows() || decode.cols() != prefill.cols()) throw new IllegalArgumentException("shapes differ");
+        }
+
+        public int rows() {
+            return decode.rows();
+        }
+
+        public int cols() {
+            return decode.cols();
+        }
+
+        public DType dtype() {
+            return decode.dtype();
+        }
+
+        public long bias() {
+            return decode.bias();
+        }
+
+        public long bytes() {
+            return decode.bytes() + prefill.bytes();
+        }
+    }
 }

@@ -36,6 +36,7 @@ public final class DeviceModel {
     private final CudaContext ctx;
     private final List<DeviceBuffer> buffers = new ArrayList<>();
     private final Map<WeightMatrix, DeviceLinear> uploaded = new IdentityHashMap<>();
+    /** The token embeddings, or null in a stage of a split that does not start the model. */
     public final Embedding embed;
     /** Learned position table (OPT) and its offset, or null for rotary models. */
     public final Embedding positionTable;
@@ -43,18 +44,36 @@ public final class DeviceModel {
     /** Rotary cos / sin tables [maxPositions][headDim/2], or 0. */
     public final long cos;
     public final long sin;
+    /** Decoder layers [firstLayer, firstLayer + layers.size()) of the model. */
     public final List<Layer> layers = new ArrayList<>();
+    public final int firstLayer;
+    /** The final norm and the head, or null in a stage of a split that does not end the model. */
     public final DeviceNorm finalNorm;
     public final DeviceLinear head;
     private long linearBytes;
     private long linearDenseBytes;
 
-    /** Uploads {@code w}; sparse matrices take {@code sparse}'s path (AUTO = OWN until timing at load chooses). */
+    /** Uploads all of {@code w}; sparse matrices take {@code sparse}'s path (AUTO: OWN until timing at load chooses). */
     public DeviceModel(CudaContext ctx, ModelWeights w, SparseKernel sparse, SparseUploader uploader) {
+        this(ctx, w, 0, w.layers().size(), SparsePaths.of(sparse), uploader);
+    }
+
+    /**
+     * Uploads the part of {@code w} one stage of a layer split runs: decoder layers [first, end), the embeddings
+     * (and learned positions) when {@code first} is 0, the final norm and the head when {@code end} is the last layer.
+     * The rotary tables go to every stage (each applies rotary in its own layers). A tied head on a stage without the
+     * embeddings is uploaded there again (plan counts it on both).
+     */
+    public DeviceModel(CudaContext ctx, ModelWeights w, int first, int end, SparsePaths sparse, SparseUploader uploader) {
+        if (first < 0 || end > w.layers().size() || first >= end) {
+            throw new IllegalArgumentException("layers [" + first + ", " + end + ") of " + w.layers().size());
+        }
         this.ctx = ctx;
-        this.embed = embedding(w.embed(), "embed_tokens");
+        this.firstLayer = first;
+        boolean starts = first == 0, ends = end == w.layers().size();
+        this.embed = starts ? embedding(w.embed(), "embed_tokens") : null;
         if (w.positions() instanceof Positions.Learned l) {
-            positionTable = embedding(l.table(), "embed_positions");
+            positionTable = starts ? embedding(l.table(), "embed_positions") : null;
             positionOffset = l.offset();
             cos = sin = 0;
         } else {
@@ -64,7 +83,7 @@ public final class DeviceModel {
             cos = floats(r.cos(), "rotary cos");
             sin = floats(r.sin(), "rotary sin");
         }
-        for (ModelWeights.Layer l : w.layers()) {
+        for (ModelWeights.Layer l : w.layers().subList(first, end)) {
             DeviceLinear gate = null, up, down;
             switch (l.mlp()) {
                 case Mlp.Gated g -> {
@@ -80,11 +99,25 @@ public final class DeviceModel {
             layers.add(new Layer(norm(l.attnNorm()), linear(l.q(), sparse, uploader), linear(l.k(), sparse, uploader),
                     linear(l.v(), sparse, uploader), linear(l.o(), sparse, uploader), norm(l.mlpNorm()), gate, up, down));
         }
+        if (!ends) {
+            finalNorm = null;
+            head = null;
+            return;
+        }
         finalNorm = norm(w.finalNorm());
         // The head stays dense (issue 8: embeddings and head stay dense); a tied head reuses the embedding's bytes.
-        head = w.lmHead() == w.embed() && w.embed() instanceof DenseMatrix
+        head = embed != null && w.lmHead() == w.embed() && w.embed() instanceof DenseMatrix
                 ? new DeviceLinear.Dense(w.embed().rows(), w.embed().cols(), w.embed().dtype(), embed.table(), 0, 0)
                 : matrix(w.lmHead(), 0, SparseKernel.DENSE, uploader, "lm_head");
+    }
+
+    /** Whether this stage starts the model (embeddings) and ends it (final norm, head). */
+    public boolean starts() {
+        return embed != null;
+    }
+
+    public boolean ends() {
+        return head != null;
     }
 
     private Embedding embedding(WeightMatrix m, String what) {
@@ -100,19 +133,47 @@ public final class DeviceModel {
         };
     }
 
-    private DeviceLinear linear(Linear lin, SparseKernel sparse, SparseUploader uploader) {
+    /**
+     * A scratch holder for the load-time timing of the sparse paths: nothing uploaded but what {@link #layout} puts
+     * here; {@link #close} frees it all.
+     */
+    DeviceModel(CudaContext ctx) {
+        this.ctx = ctx;
+        this.firstLayer = 0;
+        this.embed = null;
+        this.positionTable = null;
+        this.positionOffset = 0;
+        this.cos = this.sin = 0;
+        this.finalNorm = null;
+        this.head = null;
+    }
+
+    private DeviceLinear linear(Linear lin, SparsePaths sparse, SparseUploader uploader) {
         long bias = lin.bias() == null ? 0 : floats(lin.bias(), lin.name() + " bias");
-        DeviceLinear d = matrix(lin.weight(), bias, sparse, uploader, lin.name());
+        SparseKernel decode = sparse.kernel(lin.weight(), SparsePathChoice.Phase.DECODE);
+        SparseKernel prefill = sparse.kernel(lin.weight(), SparsePathChoice.Phase.PREFILL);
+        DeviceLinear d = matrix(lin.weight(), bias, decode, uploader, lin.name());
+        if (prefill != decode && SparsePaths.shapeOf(lin.weight()) != null) {
+            // auto chose apart for decode and prefill: both layouts stay (the choice weighed their bytes)
+            d = new DeviceLinear.PerPhase(d, layout(lin.weight(), bias, prefill, uploader, lin.name() + " (prefill)"));
+        }
         linearBytes += d.bytes();
         linearDenseBytes += lin.weight().denseBytes();
         return d;
     }
 
-    /** Uploads one matrix in the layout its path reads. */
+    /** Uploads one matrix in the layout its path reads, once (a tied head reuses the embedding). */
     private DeviceLinear matrix(WeightMatrix m, long bias, SparseKernel sparse, SparseUploader uploader, String what) {
         DeviceLinear done = uploaded.get(m);
         if (done != null) return done;
-        DeviceLinear d = switch (m) {
+        DeviceLinear d = layout(m, bias, sparse, uploader, what);
+        uploaded.put(m, d);
+        return d;
+    }
+
+    /** Uploads {@code m} in {@code sparse}'s layout (a new copy every call). */
+    DeviceLinear layout(WeightMatrix m, long bias, SparseKernel sparse, SparseUploader uploader, String what) {
+        return switch (m) {
             case DenseMatrix dm -> new DeviceLinear.Dense(dm.rows(), dm.cols(), dm.dtype(), upload(dm.data(), what), bias, dm.bytes());
             case BitmaskMatrix b when sparse == SparseKernel.OWN || sparse == SparseKernel.AUTO -> {
                 BitmaskTiles t = BitmaskTiles.of(b);
@@ -126,8 +187,6 @@ public final class DeviceModel {
             }
             default -> uploader.upload(this, m, bias, sparse, what);
         };
-        uploaded.put(m, d);
-        return d;
     }
 
     /**

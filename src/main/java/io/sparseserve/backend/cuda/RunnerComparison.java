@@ -89,6 +89,33 @@ public final class RunnerComparison {
         return r;
     }
 
+    /**
+     * Greedy ids of {@code newTokens} tokens after {@code prompt}, each runner following its own choices (a fresh
+     * runner, no blocks in use): issue 12's check that a layer split ({@code cuda:0,0}) generates exactly what one
+     * stage ({@code cuda:0}) does. The prompt in one step, then one decode step per token asking for the argmax.
+     */
+    public static int[] greedy(ModelRunner runner, int[] prompt, int newTokens) {
+        int positions = prompt.length + newTokens;
+        int blocks = (positions + runner.blockSize() - 1) / runner.blockSize();
+        if (blocks > runner.kvBlocks()) throw new IllegalArgumentException(blocks + " KV blocks needed");
+        int[] table = new int[blocks];
+        for (int i = 0; i < blocks; i++) table[i] = i;
+        int[] out = new int[newTokens], pick = new int[1], one = new int[1];
+        float[] unused = new float[0];
+        Step step = new Step(Math.max(prompt.length, 1), 1);
+        step.add(prompt, 0, prompt.length, 0, table, blocks, Step.Output.LAST_ARGMAX);
+        runner.forward(step, unused, pick);
+        for (int i = 0; i < newTokens; i++) {
+            out[i] = pick[0];
+            if (i + 1 == newTokens) break;
+            one[0] = pick[0];
+            step.clear();
+            step.add(one, 0, 1, prompt.length + i, table, blocks, Step.Output.LAST_ARGMAX);
+            runner.forward(step, unused, pick);
+        }
+        return out;
+    }
+
     /** max_i |dev_i - ref_i| / max_i |ref_i| over one row. */
     static double rowError(float[] ref, float[] dev, int off, int n) {
         double maxRef = maxAbs(ref, off, n), maxDiff = 0;
