@@ -1,6 +1,7 @@
 package io.sparseserve.backend;
 
 import io.sparseserve.tensor.WeightMatrix;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The compute operations of the CPU forward pass ({@link io.sparseserve.backend.cpu.Transformer}), one call per op on
@@ -32,10 +33,10 @@ public interface Backend {
     void rope(float[] x, int tokens, int stride, int heads, int headDim, int[] positions, float[] cos, float[] sin);
 
     /**
-     * Causal attention of the batch's queries over the paged KV cache of one layer, whose blocks are laid out
-     * [kvHeads][blockSize][headDim].
+     * Causal attention of the batch's queries over the paged KV cache of one layer, held in native memory: blocks laid
+     * out [kvHeads][blockSize][headDim], elements of {@code dtype}.
      */
-    void attention(AttentionLayout layout, float[] q, float[] kCache, float[] vCache, float[] out);
+    void attention(AttentionLayout layout, float[] q, MemorySegment kCache, MemorySegment vCache, KvDtype dtype, float[] out);
 
     /** gate = silu(gate) * up. */
     void siluMul(float[] gate, float[] up, int n);
@@ -60,14 +61,6 @@ public interface Backend {
         private int headDim;
 
         public AttentionLayout() {}
-
-        /**
-         * Index in a layer's key (or value) cache of position {@code offset} of KV head {@code kvHead} in block
-         * {@code block}: each block is laid out [kvHeads][blockSize][headDim].
-         */
-        public static int kvIndex(int block, int kvHead, int offset, int kvHeads, int blockSize, int headDim) {
-            return ((block * kvHeads + kvHead) * blockSize + offset) * headDim;
-        }
 
         public AttentionLayout(int tokens, int[] positions, int[] tokenSeq, int[][] blockTables, int blockSize, int heads,
                                int kvHeads, int headDim) {

@@ -18,8 +18,9 @@ public sealed interface KvCapacity {
 
     /**
      * The device decides (the server's default): the CPU runner holds enough for {@code sequences} sequences of
-     * {@code positionsEach} positions but at most half the free heap; a GPU runner fills what
-     * {@code --gpu-memory-utilization} leaves after weights, workspace and activations ({@link KvSizing#blocks}).
+     * {@code positionsEach} positions but at most half the host memory available ({@link KvSizing#cpuAutoBlocks}); a
+     * GPU runner fills what {@code --gpu-memory-utilization} leaves after weights, workspace and activations
+     * ({@link KvSizing#blocks}).
      */
     record Auto(int sequences, int positionsEach) implements KvCapacity {
         public Auto {

@@ -139,15 +139,42 @@ public final class KvSizing {
     }
 
     /**
-     * KV blocks on the CPU for an automatic capacity: enough for {@code a.sequences()} sequences of
-     * {@code a.positionsEach()} positions, but at most half of the heap that is free now (the weights are
-     * memory-mapped outside the heap), and at least one such sequence.
+     * The share of the host's available memory an automatic CPU KV cache may take. The rest stays for what the
+     * kernel counts as available but the process needs: the mapped weights' pages (page cache), the Java heap's growth
+     * up to its limit, other processes. vLLM sizes its KV cache from a memory fraction too
+     * ({@code gpu_memory_utilization}); on the CPU, where weights and everything else share one memory, half.
      */
-    public static int cpuAutoBlocks(KvCapacity.Auto a, int blockSize, long bytesPerBlock, long freeHeapBytes) {
+    public static final double CPU_AUTO_FRACTION = 0.5;
+
+    /**
+     * KV blocks on the CPU for an automatic capacity: enough for {@code a.sequences()} sequences of
+     * {@code a.positionsEach()} positions, but at most {@link #CPU_AUTO_FRACTION} of the host memory available now
+     * ({@link HostMemory#availableBytes}), and at least one such sequence ({@link #checkHostFit} then says whether that
+     * fits at all).
+     */
+    public static int cpuAutoBlocks(KvCapacity.Auto a, int blockSize, long bytesPerBlock, long availableBytes) {
         long perSeq = blocksFor(a.positionsEach(), blockSize);
         long want = a.sequences() * perSeq;
-        long fit = Math.max(0, freeHeapBytes / 2) / bytesPerBlock;
+        long fit = (long) (Math.max(0, availableBytes) * CPU_AUTO_FRACTION) / bytesPerBlock;
         return (int) Math.min(Integer.MAX_VALUE, Math.max(perSeq, Math.min(want, fit)));
+    }
+
+    /**
+     * Checks at start that the CPU runner fits in the host's memory: weights (mapped or copied), the KV cache (native,
+     * untouched until used, but it fills as sequences grow) and the Java heap at its limit (it may grow that far)
+     * against physical RAM or the cgroup's limit. Throws {@link DeviceUnavailableException} with one line saying how
+     * much is needed and how much there is.
+     */
+    public static void checkHostFit(long weightBytes, long kvBytes, long blocks, int blockSize, KvDtype dtype,
+                                    long heapLimitBytes, HostMemory host) {
+        long needs = weightBytes + kvBytes + heapLimitBytes;
+        if (needs <= host.totalBytes()) return;
+        throw new DeviceUnavailableException(String.format(Locale.ROOT,
+                "cpu: the model needs %s GiB (weights %s GiB, KV cache %s GiB = %d blocks of %d positions in %s, "
+                        + "Java heap limit %s GiB), this machine has %s GiB (%s); lower --max-model-len "
+                        + "(or --kv-cache-bytes), or use --kv-dtype bf16",
+                gib(needs), gib(weightBytes), gib(kvBytes), blocks, blockSize, dtype.label(), gib(heapLimitBytes),
+                gib(host.totalBytes()), host.limitedBy()));
     }
 
     static String gib(long bytes) {

@@ -8,7 +8,8 @@ package io.sparseserve.backend;
  * @param kv the KV blocks
  * @param workspace everything else it allocated: activation buffers sized for the largest step, library workspaces
  *        (cuBLAS, cuSPARSE), CUDA graphs, scratch
- * @param total the device's memory in total (for the CPU: the heap limit plus the weights), or -1 where unknown
+ * @param total the device's memory in total (for the CPU: physical memory, or the cgroup's limit when smaller), or -1
+ *        where unknown
  */
 public record MemoryUse(long weights, long kv, long workspace, long total) {
     public long used() {

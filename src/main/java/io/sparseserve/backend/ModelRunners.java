@@ -1,6 +1,7 @@
 package io.sparseserve.backend;
 
 import io.sparseserve.backend.cpu.CpuModelRunner;
+import io.sparseserve.backend.cpu.CpuPool;
 import io.sparseserve.backend.cuda.CudaRunners;
 import io.sparseserve.model.InvalidInputException;
 
@@ -10,8 +11,8 @@ public final class ModelRunners {
 
     /**
      * The factory for a device. Checks the options against the device at once (before a model is loaded): the CPU
-     * keeps keys and values in f32 only and is not split; a {@code --layer-split} has one count per device; a GPU
-     * needs a driver, the device and the kernels ({@link CudaRunners#check}). The split is checked against the model
+     * keeps keys and values in f32 (its default) or bf16 and is not split; a {@code --layer-split} has one count per
+     * device; a GPU needs a driver, the device and the kernels ({@link CudaRunners#check}). The split is checked against the model
      * when a runner opens. With {@code -Dsparseserve.faultInjection} every runner is wrapped ({@link FaultInjection}).
      */
     public static RunnerFactory factory(Device device, DeviceOptions options) {
@@ -19,13 +20,10 @@ public final class ModelRunners {
         FaultInjection fault = FaultInjection.fromSystemProperty();
         RunnerFactory factory = switch (device.kind()) {
             case CPU -> {
-                if (kv != KvDtype.F32) {
-                    throw new InvalidInputException("--kv-dtype " + kv.label() + " is not supported on the cpu (f32 only)");
-                }
                 if (options.layerSplit() != null) {
                     throw new InvalidInputException("--layer-split needs several GPUs (--device cuda:N,M,...), not --device cpu");
                 }
-                yield CpuModelRunner::new;
+                yield (model, config) -> new CpuModelRunner(model, config, CpuPool.shared(), kv);
             }
             case CUDA -> {
                 LayerSplit split = options.layerSplit();

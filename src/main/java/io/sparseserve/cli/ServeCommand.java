@@ -60,7 +60,8 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--kv-cache-bytes", defaultValue = "0",
             description = "KV-cache budget in bytes (default 0: on the cpu enough for --max-running full-length sequences, "
-                    + "at most half the free heap; on a GPU what --gpu-memory-utilization leaves).")
+                    + "at most half the memory available at start, native memory off the Java heap; on a GPU what "
+                    + "--gpu-memory-utilization leaves).")
     long kvCacheBytes;
 
     @Option(names = "--served-model-name", paramLabel = "NAME",

@@ -52,8 +52,8 @@ public final class Engine implements AutoCloseable {
      * @param maxBatchTokens tokens one forward step carries at most (decodes plus prefill chunks)
      * @param maxRunning sequences in the running batch at most
      * @param maxWaiting accepted sequences waiting for admission at most; more are refused
-     * @param kvCacheBytes the KV cache's budget; 0 lets the device size it (the CPU: from free heap memory; a GPU: from
-     *        free device memory)
+     * @param kvCacheBytes the KV cache's budget; 0 lets the device size it (the CPU: from the host memory available; a
+     *        GPU: from free device memory)
      * @param blockSize positions per KV-cache block
      * @param maxRunningPerClient running sequences of one client at most (0: no cap beyond fair sharing, see
      *        {@link Clients})

@@ -38,13 +38,19 @@ public final class MeterNames {
     public static final String REQUESTS_WAITING = "sparseserve.requests.waiting";
     /** {@code sparseserve_kv_cache_usage_ratio}: fraction of KV-cache blocks in use. */
     public static final String KV_CACHE_USAGE = "sparseserve.kv.cache.usage.ratio";
-    /** {@code sparseserve_kv_cache_capacity_bytes}. */
+    /**
+     * {@code sparseserve_kv_cache_capacity_bytes}: the KV blocks' bytes in their dtype; on the CPU native memory off the
+     * Java heap (reserved at start, resident as sequences fill it).
+     */
     public static final String KV_CACHE_CAPACITY = "sparseserve.kv.cache.capacity";
     /** {@code sparseserve_model_weight_bytes{kind="actual"|"dense_equivalent"}}. */
     public static final String MODEL_WEIGHT = "sparseserve.model.weight";
     /** {@code sparseserve_process_resident_memory_bytes}: RSS from /proc (mapped weights count once paged in). */
     public static final String PROCESS_RESIDENT_MEMORY = "sparseserve.process.resident.memory";
-    /** {@code sparseserve_device_memory_used_bytes{device, kind="weights"|"kv"|"workspace"}}: what the runner holds. */
+    /**
+     * {@code sparseserve_device_memory_used_bytes{device, kind="weights"|"kv"|"workspace"}}: what the runner holds (the
+     * CPU runner: mapped or copied weights, native KV blocks, heap activation buffers).
+     */
     public static final String DEVICE_MEMORY_USED = "sparseserve.device.memory.used";
     /** {@code sparseserve_device_memory_total_bytes{device}}. */
     public static final String DEVICE_MEMORY_TOTAL = "sparseserve.device.memory.total";

@@ -116,12 +116,13 @@ public final class ServingMetrics implements EngineObserver, AutoCloseable {
         Gauge.builder(KV_CACHE_USAGE, engine, Engine::kvCacheUsage).description("Fraction of KV-cache blocks in use")
                 .register(registry);
         Gauge.builder(KV_CACHE_CAPACITY, engine, Engine::kvCacheBytes).baseUnit("bytes")
-                .description("Bytes of the KV cache").register(registry);
+                .description("Bytes of the KV cache (CPU: native memory, off the Java heap)").register(registry);
     }
 
     /**
      * Memory gauges of the runner's device, read at scrape time: used bytes by kind (weights, kv, workspace; the CPU
-     * runner's weights are the mapped files, its KV and workspace heap arrays) and the device's total.
+     * runner's weights are the mapped files, its KV blocks native memory, its workspace heap arrays) and the device's
+     * total (the CPU: physical memory or the cgroup's limit).
      */
     public void bindDevice(ModelRunner runner) {
         String device = runner.device();

@@ -141,8 +141,17 @@ public final class LayerwisePruner {
         long start = System.nanoTime();
         boolean calibrate = o.method().needsCalibration();
         if (calibrate && cal == null) throw new IllegalArgumentException(o.method().cliName() + " needs calibration samples");
-        List<Layer> layers = model.weights().layers();
         Activations acts = calibrate ? new Activations(cal) : null;
+        try {
+            return run(acts, start);
+        } finally {
+            if (acts != null) acts.cache.close(); // its native KV memory
+        }
+    }
+
+    private Result run(Activations acts, long start) {
+        boolean calibrate = acts != null;
+        List<Layer> layers = model.weights().layers();
         int linears = 0;
         for (Layer layer : layers) linears += targets(layer).size();
         listener.start((calibrate ? acts.batches * (1 + 2 * layers.size() - 1) : 0) + linears);

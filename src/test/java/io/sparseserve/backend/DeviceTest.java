@@ -38,14 +38,20 @@ class DeviceTest {
     }
 
     @Test
-    void kvDtypeDefaultsPerDeviceAndTheCpuRefusesBf16() {
+    void kvDtypeDefaultsPerDeviceAndTheCpuHoldsBf16AtHalfTheBytes() {
         DeviceOptions defaults = DeviceOptions.defaults();
         assertEquals(KvDtype.F32, defaults.kvDtypeFor(Device.CPU));
         assertEquals(KvDtype.BF16, defaults.kvDtypeFor(Device.parse("cuda:1")));
         assertEquals(KvDtype.F32, new DeviceOptions(KvDtype.F32, 0.9, SparseKernel.AUTO).kvDtypeFor(Device.parse("cuda")));
-        InvalidInputException e = assertThrows(InvalidInputException.class,
-                () -> ModelRunners.factory(Device.CPU, new DeviceOptions(KvDtype.BF16, 0.9, SparseKernel.AUTO)));
-        assertEquals("--kv-dtype bf16 is not supported on the cpu (f32 only)", e.getMessage());
+        RunnerConfig four = new RunnerConfig(16, 2, 16, new KvCapacity.Blocks(4));
+        try (io.sparseserve.model.Model m = io.sparseserve.model.Model.load(io.sparseserve.TestData.bundledModel());
+             ModelRunner bf16 = ModelRunners.factory(Device.CPU, new DeviceOptions(KvDtype.BF16, 0.9, SparseKernel.AUTO)).open(m, four);
+             ModelRunner f32 = ModelRunners.factory(Device.CPU, defaults).open(m, four)) {
+            assertEquals(KvDtype.BF16, bf16.kvDtype());
+            assertEquals(KvDtype.F32, f32.kvDtype());
+            assertEquals(4 * KvSizing.bytesPerBlock(m.config(), 16, KvDtype.BF16), bf16.memory().kv());
+            assertEquals(2 * bf16.memory().kv(), f32.memory().kv(), "bf16 KV holds half the bytes of f32");
+        }
         assertEquals(KvDtype.BF16, KvDtype.parse("bf16"));
         assertEquals("--kv-dtype must be bf16 or f32, got 'f16'",
                 assertThrows(InvalidInputException.class, () -> KvDtype.parse("f16")).getMessage());

@@ -2,6 +2,7 @@ package io.sparseserve.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
 import io.sparseserve.model.ModelConfig;
@@ -57,7 +58,25 @@ class KvSizingTest {
         assertEquals(1, KvSizing.exactBlocks(new KvCapacity.Bytes(10), 1000), "at least one block");
         var auto = new KvCapacity.Auto(4, 100); // 4 sequences of 7 blocks of 16
         assertEquals(28, KvSizing.cpuAutoBlocks(auto, 16, 1000, 1L << 40), "enough for every sequence");
-        assertEquals(10, KvSizing.cpuAutoBlocks(auto, 16, 1000, 20_000), "half the free heap");
+        assertEquals(10, KvSizing.cpuAutoBlocks(auto, 16, 1000, 20_000), "half the memory available");
         assertEquals(7, KvSizing.cpuAutoBlocks(auto, 16, 1000, 0), "at least one full sequence");
+    }
+
+    @Test
+    void theCpuFitCheckCountsWeightsKvAndTheHeapLimitAgainstTheHostsMemory() {
+        HostMemory host = new HostMemory(24L << 30, 20L << 30, "physical memory");
+        // Fits: 4 + 16 + 2 GiB of 24.
+        KvSizing.checkHostFit(4L << 30, 16L << 30, 1024, 16, KvDtype.F32, 2L << 30, host);
+        // A Llama 3.1 8B-shaped 131,072-position sequence in f32 KV: 32 GiB (2 x 32 layers x 1024 x 4 bytes a token).
+        long kv = 131_072L * 2 * 32 * 1024 * 4;
+        DeviceUnavailableException e = assertThrows(DeviceUnavailableException.class,
+                () -> KvSizing.checkHostFit(16L << 30, kv, 8192, 16, KvDtype.F32, 2L << 30, host));
+        assertEquals("cpu: the model needs 50.00 GiB (weights 16.00 GiB, KV cache 32.00 GiB = 8192 blocks of 16 positions "
+                + "in f32, Java heap limit 2.00 GiB), this machine has 24.00 GiB (physical memory); lower --max-model-len "
+                + "(or --kv-cache-bytes), or use --kv-dtype bf16", e.getMessage());
+        HostMemory container = new HostMemory(8L << 30, 1L << 30, "cgroup memory limit");
+        assertTrue(assertThrows(DeviceUnavailableException.class,
+                () -> KvSizing.checkHostFit(1L << 30, 6L << 30, 10, 16, KvDtype.BF16, 2L << 30, container))
+                .getMessage().contains("this machine has 8.00 GiB (cgroup memory limit)"));
     }
 }

@@ -48,13 +48,13 @@ class DeviceCommandLineTest {
     void badDeviceOptionsExitTwoWithOneLineNamingTheOption() {
         String[][] bad = {
             {"--device", "gpu"}, {"--device", "cuda:x"}, {"--device", "cuda:0,"},
-            {"--kv-dtype", "bf16"}, {"--kv-dtype", "int8"},
+            {"--kv-dtype", "int8"},
             {"--gpu-memory-utilization", "1.5"}, {"--gpu-memory-utilization", "0"},
             {"--sparse-kernel", "csr"},
             {"--layer-split", "3,x"}, {"--layer-split", "0,6"}, {"--layer-split", "6"},
             {"--device", "cuda:0,0", "--layer-split", "2,2,2"},
         };
-        String[] prefixes = {"--device", "--device", "--device", "--kv-dtype bf16 is not supported on the cpu", "--kv-dtype",
+        String[] prefixes = {"--device", "--device", "--device", "--kv-dtype",
             "--gpu-memory-utilization", "--gpu-memory-utilization", "--sparse-kernel",
             "--layer-split must be layer counts >= 1", "--layer-split must be layer counts >= 1",
             "--layer-split needs several GPUs", "--layer-split 2,2,2 has 3 layer counts for --device cuda:0,0 (2 devices)"};
@@ -132,5 +132,11 @@ class DeviceCommandLineTest {
         assertEquals("f32", runner.get("kv_dtype").asText());
         assertEquals(1, runner.get("kv_blocks").asInt());
         assertTrue(runner.get("memory_weights_bytes").asLong() > 0);
+        // bf16 KV on the cpu: the same blocks in half the bytes.
+        CliRunner b = CliRunner.run("inspect", "--model", MODEL, "--device", "cpu", "--kv-dtype", "bf16", "--json");
+        assertEquals(0, b.exitCode(), b.err());
+        JsonNode bf16 = new ObjectMapper().readTree(b.out()).get("runner");
+        assertEquals("bf16", bf16.get("kv_dtype").asText());
+        assertEquals(runner.get("memory_kv_bytes").asLong(), 2 * bf16.get("memory_kv_bytes").asLong());
     }
 }

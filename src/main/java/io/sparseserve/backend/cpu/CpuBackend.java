@@ -1,7 +1,9 @@
 package io.sparseserve.backend.cpu;
 
 import io.sparseserve.backend.Backend;
+import io.sparseserve.backend.KvDtype;
 import io.sparseserve.tensor.WeightMatrix;
+import java.lang.foreign.MemorySegment;
 
 /** The Vector API backend: every operation on the shared {@link CpuPool}. */
 public final class CpuBackend implements Backend {
@@ -51,8 +53,9 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void attention(AttentionLayout layout, float[] q, float[] kCache, float[] vCache, float[] out) {
-        attention.attend(layout, q, kCache, vCache, out);
+    public void attention(AttentionLayout layout, float[] q, MemorySegment kCache, MemorySegment vCache, KvDtype dtype,
+                          float[] out) {
+        attention.attend(layout, q, kCache, vCache, dtype, out);
     }
 
     @Override

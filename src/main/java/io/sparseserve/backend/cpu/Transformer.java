@@ -127,7 +127,7 @@ public final class Transformer {
             ops.rope(k, n, c.kvDim(), c.kvHeads(), c.headDim(), positions, r.cos(), r.sin());
         }
         cache.store(cacheLayer, k, v, n, positions, b.tokenSeq(), b.blockTables());
-        ops.attention(layout, q, cache.keys(cacheLayer), cache.values(cacheLayer), att);
+        ops.attention(layout, q, cache.keys(cacheLayer), cache.values(cacheLayer), cache.dtype(), att);
         if (observer != null) observer.observe(List.of(layer.o()), att, n);
         linear(layer.o(), att, n, xb);
         ops.add(x, xb, n * hidden);

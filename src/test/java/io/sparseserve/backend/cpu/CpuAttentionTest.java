@@ -4,37 +4,62 @@ import static io.sparseserve.tensor.TestMatrices.randomVector;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.sparseserve.backend.Backend.AttentionLayout;
-import org.junit.jupiter.api.Test;
+import io.sparseserve.backend.KvDtype;
+import io.sparseserve.tensor.DTypeConvert;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import jdk.incubator.vector.FloatVector;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
-/** Paged, grouped-query causal attention against a naive double-precision reference. */
+/**
+ * Paged, grouped-query causal attention over native KV memory against a naive double-precision reference, for both KV
+ * dtypes: bf16 keys and values are read as the bf16 values stored (the reference sees the same rounded numbers).
+ */
 class CpuAttentionTest {
 
-    @Test
-    void matchesNaiveAttentionThroughScatteredBlocks() {
+    @ParameterizedTest
+    @EnumSource(KvDtype.class)
+    void matchesNaiveAttentionThroughScatteredBlocks(KvDtype dtype) {
         // Two sequences whose blocks are scattered over the cache; the step holds the last 2 tokens of seq 0 and the
         // last 5 of seq 1. A head width that is not a multiple of the vector length exercises the scalar tails.
-        check(4, 2, 20, 4, 16, new int[][] {{7, 2, 11}, {0, 15, 3, 9}},
+        check(dtype, 4, 2, 20, 4, 16, new int[][] {{7, 2, 11}, {0, 15, 3, 9}},
                 new int[] {0, 0, 1, 1, 1, 1, 1}, new int[] {7, 8, 9, 10, 11, 12, 13});
     }
 
-    @Test
-    void matchesNaiveAttentionOverLongContextsWithVectorWideHeads() {
+    @ParameterizedTest
+    @EnumSource(KvDtype.class)
+    void matchesNaiveAttentionOverLongContextsWithVectorWideHeads(KvDtype dtype) {
         // Head width 64 and up to 150 attended positions: the vector softmax and the vector accumulation of values.
         int[] seq0 = new int[10], seq1 = new int[10];
         for (int i = 0; i < 10; i++) {
             seq0[i] = 2 * i + 1;
             seq1[i] = 18 - 2 * i;
         }
-        check(6, 3, 64, 16, 20, new int[][] {seq0, seq1}, new int[] {0, 1, 1}, new int[] {149, 97, 98});
+        check(dtype, 6, 3, 64, 16, 20, new int[][] {seq0, seq1}, new int[] {0, 1, 1}, new int[] {149, 97, 98});
     }
 
-    private static void check(int heads, int kvHeads, int d, int bs, int blocks, int[][] tables, int[] tokenSeq, int[] positions) {
+    @ParameterizedTest
+    @EnumSource(KvDtype.class)
+    void oddHeadWidthsAndWidthsPastOneVector(KvDtype dtype) {
+        // 2 x vector width + 6 (pairs past the vector bound), and an odd width (a last element without a pair).
+        int w = 2 * FloatVector.SPECIES_PREFERRED.length() + 6;
+        check(dtype, 2, 1, w, 8, 6, new int[][] {{5, 0, 3}}, new int[] {0, 0}, new int[] {17, 20});
+        check(dtype, 2, 2, 13, 8, 6, new int[][] {{1, 4, 2}}, new int[] {0}, new int[] {22});
+    }
+
+    private static void check(KvDtype dtype, int heads, int kvHeads, int d, int bs, int blocks, int[][] tables, int[] tokenSeq,
+                              int[] positions) {
         int kvDim = kvHeads * d, qDim = heads * d;
         float[] kCache = randomVector(blocks * bs * kvDim, 1), vCache = randomVector(blocks * bs * kvDim, 2);
         int tokens = tokenSeq.length;
         float[] q = randomVector(tokens * qDim, 3), out = new float[tokens * qDim];
-        new CpuAttention(new CpuPool(2), 256).attend(
-                new AttentionLayout(tokens, positions, tokenSeq, tables, bs, heads, kvHeads, d), q, kCache, vCache, out);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment ks = native_(arena, kCache, dtype), vs = native_(arena, vCache, dtype);
+            new CpuAttention(new CpuPool(2), 256).attend(
+                    new AttentionLayout(tokens, positions, tokenSeq, tables, bs, heads, kvHeads, d), q, ks, vs, dtype, out);
+        }
         for (int t = 0; t < tokens; t++) {
             int[] table = tables[tokenSeq[t]];
             for (int h = 0; h < heads; h++) {
@@ -57,6 +82,21 @@ class CpuAttentionTest {
                 }
             }
         }
+    }
+
+    /** The cache in native memory as the dtype stores it; the array is left holding the values stored. */
+    private static MemorySegment native_(Arena arena, float[] values, KvDtype dtype) {
+        MemorySegment s = arena.allocate((long) values.length * dtype.bytes(), 64);
+        for (int i = 0; i < values.length; i++) {
+            if (dtype == KvDtype.F32) {
+                s.setAtIndex(ValueLayout.JAVA_FLOAT, i, values[i]);
+            } else {
+                short b = DTypeConvert.floatToBf16(values[i]);
+                s.setAtIndex(DTypeConvert.LE_SHORT, i, b);
+                values[i] = DTypeConvert.bf16ToFloat(b);
+            }
+        }
+        return s;
     }
 
     /** Where position j's keys (or values) for KV head kvh start: blocks are [kvHeads][blockSize][headDim]. */
