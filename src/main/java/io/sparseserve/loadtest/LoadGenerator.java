@@ -58,6 +58,7 @@ public final class LoadGenerator {
     public record Report(Map<String, Object> values) {}
 
     private final Options o;
+    private final double ratePerSecond;
     private final Vertx vertx = Vertx.vertx();
     private final GrpcClient client;
     private final HttpClient http;
@@ -78,7 +79,19 @@ public final class LoadGenerator {
     private final CompletableFuture<Void> done = new CompletableFuture<>();
 
     public LoadGenerator(Options options) {
+        this(options, 0);
+    }
+
+    /**
+     * ratePerSecond > 0: open-loop pacing on top of the closed loop, the n-th request is sent no earlier than n /
+     * ratePerSecond seconds after the start (an attacker at a stated rate); 0: each client sends as soon as it can.
+     */
+    public LoadGenerator(Options options, double ratePerSecond) {
+        if (!(ratePerSecond >= 0) || Double.isInfinite(ratePerSecond)) {
+            throw new IllegalArgumentException("rate must be a finite number >= 0, got " + ratePerSecond);
+        }
         this.o = options;
+        this.ratePerSecond = ratePerSecond;
         this.client = GrpcClient.client(vertx, new GrpcClientOptions().setMaxMessageSize(16L << 20),
                 new HttpClientOptions().setProtocolVersion(HttpVersion.HTTP_2).setHttp2ClearTextUpgrade(false)
                         .setLocalAddress(options.localAddress()));
@@ -118,6 +131,13 @@ public final class LoadGenerator {
         if (!more()) {
             if (active == 0) done.complete(null);
             return;
+        }
+        if (ratePerSecond > 0) {
+            long due = started + (long) (sent * 1e9 / ratePerSecond), wait = due - System.nanoTime();
+            if (wait > 1_000_000) {
+                vertx.setTimer(TimeUnit.NANOSECONDS.toMillis(wait), id -> next());
+                return;
+            }
         }
         sent++;
         active++;
