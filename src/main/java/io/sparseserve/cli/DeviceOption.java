@@ -25,7 +25,7 @@ final class DeviceOption {
     String layerSplit;
 
     @Option(names = "--kv-dtype", paramLabel = "DTYPE",
-            description = "KV-cache element type: bf16 or f32 (default: f32 on the cpu, which supports only f32; bf16 on a GPU).")
+            description = "KV-cache element type: bf16 or f32 (default: f32 on the cpu, where bf16 halves the KV memory; bf16 on a GPU).")
     String kvDtype;
 
     @Option(names = "--gpu-memory-utilization", defaultValue = "0.9", paramLabel = "F",
