@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.TestData;
+import io.sparseserve.backend.FaultInjection;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.net.URI;
@@ -84,34 +85,31 @@ class DeviceFailureExitTest {
 
     @Test
     void aBadFaultInjectionIsOneLineAndExitTwo() {
-        String old = System.getProperty("sparseserve.faultInjection");
-        System.setProperty("sparseserve.faultInjection", "illegal");
-        try {
-            CliRunner r = CliRunner.run("generate", "--model", TestData.bundledModel().toString(), "--prompt", "x",
-                    "--max-new-tokens", "1");
-            assertEquals(2, r.exitCode(), r.err());
-            assertEquals("error: -Dsparseserve.faultInjection must be CODE@STEP (a CUresult code > 0, a step >= 1), got 'illegal'",
-                    r.err().strip());
-        } finally {
-            if (old == null) System.clearProperty("sparseserve.faultInjection");
-            else System.setProperty("sparseserve.faultInjection", old);
-        }
+        CliRunner r = generateWithFault("illegal", 1);
+        assertEquals(2, r.exitCode(), r.err());
+        assertEquals("error: -Dsparseserve.faultInjection must be CODE@STEP (a CUresult code > 0, a step >= 1), got 'illegal'",
+                r.err().strip());
     }
 
     @Test
     void aDeviceFailureInGenerateIsOneLineAndExitOne() {
-        String old = System.getProperty("sparseserve.faultInjection");
-        System.setProperty("sparseserve.faultInjection", "700@1");
+        CliRunner r = generateWithFault("700@1", 2);
+        assertEquals(1, r.exitCode(), r.err());
+        assertTrue(r.err().strip().startsWith("error: device failed: "), r.err());
+        assertTrue(r.err().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+
+    /** {@code generate} on the bundled model in this JVM with -Dsparseserve.faultInjection set to value meanwhile. */
+    private static CliRunner generateWithFault(String value, int maxNewTokens) {
+        String old = System.getProperty(FaultInjection.PROPERTY);
+        System.setProperty(FaultInjection.PROPERTY, value);
         try {
-            CliRunner r = CliRunner.run("generate", "--model", TestData.bundledModel().toString(), "--prompt", "x",
-                    "--max-new-tokens", "2");
-            assertEquals(1, r.exitCode(), r.err());
-            assertTrue(r.err().strip().startsWith("error: device failed: "), r.err());
-            assertTrue(r.err().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), r.err());
-            assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+            return CliRunner.run("generate", "--model", TestData.bundledModel().toString(), "--prompt", "x",
+                    "--max-new-tokens", String.valueOf(maxNewTokens));
         } finally {
-            if (old == null) System.clearProperty("sparseserve.faultInjection");
-            else System.setProperty("sparseserve.faultInjection", old);
+            if (old == null) System.clearProperty(FaultInjection.PROPERTY);
+            else System.setProperty(FaultInjection.PROPERTY, old);
         }
     }
 }

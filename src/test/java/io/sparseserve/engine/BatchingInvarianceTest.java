@@ -65,33 +65,46 @@ class BatchingInvarianceTest {
 
     /** Fills each sequence's history with its own prefill, then runs all the sequences' steps as one batch. */
     private static float[][] run(Model m, int[][] spec, int[][] ids) {
+        try (ModelRunner runner = ModelRunners.cpu().open(m, config(spec))) {
+            return run(runner, m, spec, ids);
+        }
+    }
+
+    /** A runner config for the sequences of spec ({history, step tokens} each) at once. */
+    static RunnerConfig config(int[][] spec) {
+        int total = 0, maxLen = 0;
+        for (int[] s : spec) {
+            total += s[0] + s[1];
+            maxLen = Math.max(maxLen, s[0] + s[1]);
+        }
+        return RunnerConfig.forSequences(total, spec.length, maxLen);
+    }
+
+    /** {@link #run(Model, int[][], int[][])} on an open runner (sized by {@link #config}); each sequence's last logits. */
+    static float[][] run(ModelRunner runner, Model m, int[][] spec, int[][] ids) {
         int vocab = m.config().vocab();
         int total = 0;
         for (int[] s : spec) total += s[0] + s[1];
-        int maxLen = 0;
-        for (int[] s : spec) maxLen = Math.max(maxLen, s[0] + s[1]);
-        try (ModelRunner runner = ModelRunners.cpu().open(m, RunnerConfig.forSequences(total, spec.length, maxLen))) {
-            KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
-            Step b = new Step(total, spec.length);
-            float[] logits = new float[spec.length * vocab];
-            BlockTable[] tables = new BlockTable[spec.length];
-            for (int s = 0; s < spec.length; s++) {
-                tables[s] = new BlockTable(blocks, runner.blockSize());
-                tables[s].ensure(spec[s][0] + spec[s][1]);
-                if (spec[s][0] > 0) {
-                    b.clear();
-                    b.add(ids[s], 0, spec[s][0], 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
-                    runner.forward(b, logits, null);
-                }
+        KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
+        Step b = new Step(total, spec.length);
+        float[] logits = new float[spec.length * vocab];
+        BlockTable[] tables = new BlockTable[spec.length];
+        for (int s = 0; s < spec.length; s++) {
+            tables[s] = new BlockTable(blocks, runner.blockSize());
+            tables[s].ensure(spec[s][0] + spec[s][1]);
+            if (spec[s][0] > 0) {
+                b.clear();
+                b.add(ids[s], 0, spec[s][0], 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+                runner.forward(b, logits, null);
             }
-            b.clear();
-            for (int s = 0; s < spec.length; s++) {
-                b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
-            }
-            runner.forward(b, logits, null);
-            float[][] out = new float[spec.length][];
-            for (int s = 0; s < spec.length; s++) out[s] = java.util.Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
-            return out;
         }
+        b.clear();
+        for (int s = 0; s < spec.length; s++) {
+            b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+        }
+        runner.forward(b, logits, null);
+        float[][] out = new float[spec.length][];
+        for (int s = 0; s < spec.length; s++) out[s] = java.util.Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
+        return out;
     }
 }

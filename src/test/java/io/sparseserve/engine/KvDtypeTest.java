@@ -9,9 +9,7 @@ import io.sparseserve.backend.DeviceOptions;
 import io.sparseserve.backend.KvDtype;
 import io.sparseserve.backend.ModelRunner;
 import io.sparseserve.backend.ModelRunners;
-import io.sparseserve.backend.RunnerConfig;
 import io.sparseserve.backend.SparseKernel;
-import io.sparseserve.backend.Step;
 import io.sparseserve.model.Model;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -92,37 +90,12 @@ class KvDtypeTest {
     }
 
     /** Fills each sequence's history with its own prefill, then runs all the sequences' steps as one batch. */
+    /** {@link BatchingInvarianceTest#run(ModelRunner, Model, int[][], int[][])} on a cpu runner with this KV dtype. */
     private static float[][] run(Model m, KvDtype dtype, int[][] spec, int[][] ids) {
-        int vocab = m.config().vocab();
-        int total = 0, maxLen = 0;
-        for (int[] s : spec) {
-            total += s[0] + s[1];
-            maxLen = Math.max(maxLen, s[0] + s[1]);
-        }
         var factory = ModelRunners.factory(Device.CPU, new DeviceOptions(dtype, 0.9, SparseKernel.AUTO));
-        try (ModelRunner runner = factory.open(m, RunnerConfig.forSequences(total, spec.length, maxLen))) {
+        try (ModelRunner runner = factory.open(m, BatchingInvarianceTest.config(spec))) {
             assertEquals(dtype, runner.kvDtype());
-            KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
-            Step b = new Step(total, spec.length);
-            float[] logits = new float[spec.length * vocab];
-            BlockTable[] tables = new BlockTable[spec.length];
-            for (int s = 0; s < spec.length; s++) {
-                tables[s] = new BlockTable(blocks, runner.blockSize());
-                tables[s].ensure(spec[s][0] + spec[s][1]);
-                if (spec[s][0] > 0) {
-                    b.clear();
-                    b.add(ids[s], 0, spec[s][0], 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
-                    runner.forward(b, logits, null);
-                }
-            }
-            b.clear();
-            for (int s = 0; s < spec.length; s++) {
-                b.add(ids[s], spec[s][0], spec[s][1], spec[s][0], tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
-            }
-            runner.forward(b, logits, null);
-            float[][] out = new float[spec.length][];
-            for (int s = 0; s < spec.length; s++) out[s] = Arrays.copyOfRange(logits, b.logitRow(s) * vocab, (b.logitRow(s) + 1) * vocab);
-            return out;
+            return BatchingInvarianceTest.run(runner, m, spec, ids);
         }
     }
 }
