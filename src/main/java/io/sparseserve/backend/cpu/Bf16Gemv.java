@@ -17,10 +17,8 @@ import jdk.incubator.vector.VectorSpecies;
  * once per call into its even and odd elements to match. Decode then streams weights at memory speed instead of
  * being limited by the widen-store-reload of the general panel path.
  *
- * <p>Batch invariance holds once the JIT has compiled these kernels: {@code reduceLanes(ADD)} may add lanes in another
- * order in the interpreter or C1 than in C2's intrinsic. A fixed-order reduction (spill and add, or lane extracts)
- * removes that but cost prefill half its speed in a first try; the proper fix is one arithmetic for every batch
- * size with an in-register fixed-order reduction (see the issue notes).
+ * <p>Every dot product ends in {@link Lanes}' fixed-order reduction (four at a time where a kernel has four or more),
+ * so a result has the same bits in every JIT tier and on every thread, alone or batched.
  */
 final class Bf16Gemv {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -73,10 +71,11 @@ final class Bf16Gemv {
             d3 = odd(v).fma(vo, d3);
         }
         // Sum, tail, then bias: the order rowsBatched uses, so that a token's result does not depend on its batch.
-        float y0 = e0.add(d0).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
-        float y1 = e1.add(d1).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, bound, half);
-        float y2 = e2.add(d2).reduceLanes(VectorOperators.ADD) + tail(seg, o + 2 * s, xe, xo, bound, half);
-        float y3 = e3.add(d3).reduceLanes(VectorOperators.ADD) + tail(seg, o + 3 * s, xe, xo, bound, half);
+        FloatVector sums = Lanes.sum4(e0.add(d0), e1.add(d1), e2.add(d2), e3.add(d3));
+        float y0 = sums.lane(0) + tail(seg, o, xe, xo, bound, half);
+        float y1 = sums.lane(1) + tail(seg, o + s, xe, xo, bound, half);
+        float y2 = sums.lane(2) + tail(seg, o + 2 * s, xe, xo, bound, half);
+        float y3 = sums.lane(3) + tail(seg, o + 3 * s, xe, xo, bound, half);
         if (bias != null) {
             y0 += bias[r];
             y1 += bias[r + q];
@@ -98,7 +97,7 @@ final class Bf16Gemv {
             e = even(v).fma(FloatVector.fromArray(F, xe, k), e);
             d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
         }
-        return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, bound, half);
+        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, bound, half);
     }
 
     /**
@@ -172,14 +171,16 @@ final class Bf16Gemv {
             d13 = wo1.fma(vo, d13);
         }
         long o1 = o + s;
-        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 2 * ys] = e02.add(d02).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x2, bound, half);
-        y[yo + 3 * ys] = e03.add(d03).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + q] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + q] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + q] = e12.add(d12).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + q] = e13.add(d13).reduceLanes(VectorOperators.ADD) + tail(seg, o1, xe, xo, x3, bound, half);
+        FloatVector s0 = Lanes.sum4(e00.add(d00), e01.add(d01), e02.add(d02), e03.add(d03));
+        FloatVector s1 = Lanes.sum4(e10.add(d10), e11.add(d11), e12.add(d12), e13.add(d13));
+        y[yo] = s0.lane(0) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = s0.lane(1) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 2 * ys] = s0.lane(2) + tail(seg, o, xe, xo, x2, bound, half);
+        y[yo + 3 * ys] = s0.lane(3) + tail(seg, o, xe, xo, x3, bound, half);
+        y[yo + q] = s1.lane(0) + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + q] = s1.lane(1) + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + q] = s1.lane(2) + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + q] = s1.lane(3) + tail(seg, o1, xe, xo, x3, bound, half);
     }
 
     /** Rows r, r + q times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
@@ -207,10 +208,11 @@ final class Bf16Gemv {
             e11 = we.fma(ve1, e11);
             d11 = wo.fma(vo1, d11);
         }
-        y[yo] = e00.add(d00).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = e01.add(d01).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + q] = e10.add(d10).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, x0, bound, half);
-        y[yo + ys + q] = e11.add(d11).reduceLanes(VectorOperators.ADD) + tail(seg, o + s, xe, xo, x1, bound, half);
+        FloatVector sums = Lanes.sum4(e00.add(d00), e01.add(d01), e10.add(d10), e11.add(d11));
+        y[yo] = sums.lane(0) + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = sums.lane(1) + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + q] = sums.lane(2) + tail(seg, o + s, xe, xo, x0, bound, half);
+        y[yo + ys + q] = sums.lane(3) + tail(seg, o + s, xe, xo, x1, bound, half);
     }
 
     /** {@link #row} for the token whose halves start at xOff. */
@@ -223,7 +225,7 @@ final class Bf16Gemv {
             e = even(v).fma(FloatVector.fromArray(F, xe, xOff + k), e);
             d = odd(v).fma(FloatVector.fromArray(F, xo, xOff + k), d);
         }
-        return e.add(d).reduceLanes(VectorOperators.ADD) + tail(seg, o, xe, xo, xOff, bound, half);
+        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, xOff, bound, half);
     }
 
     /** {@link #tail} for the token whose halves start at xOff. */

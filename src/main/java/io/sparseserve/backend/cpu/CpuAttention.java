@@ -139,7 +139,7 @@ public final class CpuAttention {
             FloatVector kv = FloatVector.fromMemorySegment(F, keys, (at + k) * Float.BYTES, NATIVE);
             acc = FloatVector.fromArray(F, q, qo + k).fma(kv, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(acc);
         for (; k < d; k++) s += q[qo + k] * keys.get(FLOAT, (at + k) * Float.BYTES);
         return s;
     }
@@ -206,7 +206,7 @@ public final class CpuAttention {
             e = even(v).fma(FloatVector.fromArray(F, qe, k), e);
             od = odd(v).fma(FloatVector.fromArray(F, qOdd, k), od);
         }
-        float s = e.add(od).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(e.add(od));
         for (int i = 2 * k; i < d; i++) s += q[qo + i] * bf16(keys, at + i);
         return s;
     }
@@ -226,20 +226,20 @@ public final class CpuAttention {
     }
 
     /**
-     * sc[0, n) = exp(sc - max), returning their sum; a vector at a time (the vector exp is within an ulp of Math.exp
-     * and far cheaper than it).
+     * sc[0, n) = exp(sc - max), returning their sum; a vector at a time, with VectorExp (a few ulp from Math.exp, far
+     * cheaper, and the same bits in every JIT tier and in the scalar tail).
      */
     private static float softmax(float[] sc, int n, float max) {
         FloatVector vmax = FloatVector.broadcast(F, max), vsum = FloatVector.zero(F);
         int nb = F.loopBound(n), j = 0;
         for (; j < nb; j += F.length()) {
-            FloatVector e = FloatVector.fromArray(F, sc, j).sub(vmax).lanewise(VectorOperators.EXP);
+            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, sc, j).sub(vmax));
             e.intoArray(sc, j);
             vsum = vsum.add(e);
         }
-        float sum = vsum.reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(vsum);
         for (; j < n; j++) {
-            float e = (float) Math.exp(sc[j] - max);
+            float e = VectorExp.exp(sc[j] - max);
             sc[j] = e;
             sum += e;
         }

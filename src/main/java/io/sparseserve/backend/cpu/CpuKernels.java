@@ -82,7 +82,7 @@ public final class CpuKernels {
         for (; i < bound; i += F.length()) {
             FloatVector v = FloatVector.fromArray(F, x, o + i);
             // widen lanes to double pairwise via float products summed per vector: exact enough per vector.
-            ss += v.mul(v).reduceLanes(VectorOperators.ADD);
+            ss += Lanes.sum(v.mul(v));
         }
         for (; i < n; i++) ss += (double) x[o + i] * x[o + i];
         return ss;
@@ -179,12 +179,12 @@ public final class CpuKernels {
                 case SILU_MUL -> {
                     for (; i < bound; i += F.length()) {
                         FloatVector g = FloatVector.fromArray(F, a, i);
-                        FloatVector sig = g.neg().lanewise(VectorOperators.EXP).add(1f);
+                        FloatVector sig = VectorExp.exp(g.neg()).add(1f);
                         g.div(sig).mul(FloatVector.fromArray(F, b, i)).intoArray(a, i);
                     }
                     for (; i < i1; i++) {
                         float g = a[i];
-                        a[i] = g / (1f + (float) Math.exp(-g)) * b[i];
+                        a[i] = g / (1f + VectorExp.exp(-g)) * b[i];
                     }
                 }
                 case RELU -> {

@@ -3,7 +3,6 @@ package io.sparseserve.backend.cpu;
 import io.sparseserve.tensor.DenseMatrix;
 import io.sparseserve.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -191,22 +190,25 @@ public final class CpuMatmul {
             w = FloatVector.fromArray(F, p, 3 * len + k);
             a30 = w.fma(x0, a30); a31 = w.fma(x1, a31); a32 = w.fma(x2, a32); a33 = w.fma(x3, a33);
         }
-        y[yo] += sum(a00) + tail(p, k, len, x, xo, 0);
-        y[yo + 1] += sum(a10) + tail(p, k, len, x, xo, 1);
-        y[yo + 2] += sum(a20) + tail(p, k, len, x, xo, 2);
-        y[yo + 3] += sum(a30) + tail(p, k, len, x, xo, 3);
-        y[yo + ys] += sum(a01) + tail(p, k, len, x, xo + xs, 0);
-        y[yo + ys + 1] += sum(a11) + tail(p, k, len, x, xo + xs, 1);
-        y[yo + ys + 2] += sum(a21) + tail(p, k, len, x, xo + xs, 2);
-        y[yo + ys + 3] += sum(a31) + tail(p, k, len, x, xo + xs, 3);
-        y[yo + 2 * ys] += sum(a02) + tail(p, k, len, x, xo + 2 * xs, 0);
-        y[yo + 2 * ys + 1] += sum(a12) + tail(p, k, len, x, xo + 2 * xs, 1);
-        y[yo + 2 * ys + 2] += sum(a22) + tail(p, k, len, x, xo + 2 * xs, 2);
-        y[yo + 2 * ys + 3] += sum(a32) + tail(p, k, len, x, xo + 2 * xs, 3);
-        y[yo + 3 * ys] += sum(a03) + tail(p, k, len, x, xo + 3 * xs, 0);
-        y[yo + 3 * ys + 1] += sum(a13) + tail(p, k, len, x, xo + 3 * xs, 1);
-        y[yo + 3 * ys + 2] += sum(a23) + tail(p, k, len, x, xo + 3 * xs, 2);
-        y[yo + 3 * ys + 3] += sum(a33) + tail(p, k, len, x, xo + 3 * xs, 3);
+        // One reduction per token (its four rows), in the fixed order of Lanes: the arithmetic of tile4x1 and tileRow.
+        FloatVector s0 = Lanes.sum4(a00, a10, a20, a30), s1 = Lanes.sum4(a01, a11, a21, a31);
+        FloatVector s2 = Lanes.sum4(a02, a12, a22, a32), s3 = Lanes.sum4(a03, a13, a23, a33);
+        y[yo] += s0.lane(0) + tail(p, k, len, x, xo, 0);
+        y[yo + 1] += s0.lane(1) + tail(p, k, len, x, xo, 1);
+        y[yo + 2] += s0.lane(2) + tail(p, k, len, x, xo, 2);
+        y[yo + 3] += s0.lane(3) + tail(p, k, len, x, xo, 3);
+        y[yo + ys] += s1.lane(0) + tail(p, k, len, x, xo + xs, 0);
+        y[yo + ys + 1] += s1.lane(1) + tail(p, k, len, x, xo + xs, 1);
+        y[yo + ys + 2] += s1.lane(2) + tail(p, k, len, x, xo + xs, 2);
+        y[yo + ys + 3] += s1.lane(3) + tail(p, k, len, x, xo + xs, 3);
+        y[yo + 2 * ys] += s2.lane(0) + tail(p, k, len, x, xo + 2 * xs, 0);
+        y[yo + 2 * ys + 1] += s2.lane(1) + tail(p, k, len, x, xo + 2 * xs, 1);
+        y[yo + 2 * ys + 2] += s2.lane(2) + tail(p, k, len, x, xo + 2 * xs, 2);
+        y[yo + 2 * ys + 3] += s2.lane(3) + tail(p, k, len, x, xo + 2 * xs, 3);
+        y[yo + 3 * ys] += s3.lane(0) + tail(p, k, len, x, xo + 3 * xs, 0);
+        y[yo + 3 * ys + 1] += s3.lane(1) + tail(p, k, len, x, xo + 3 * xs, 1);
+        y[yo + 3 * ys + 2] += s3.lane(2) + tail(p, k, len, x, xo + 3 * xs, 2);
+        y[yo + 3 * ys + 3] += s3.lane(3) + tail(p, k, len, x, xo + 3 * xs, 3);
     }
 
     /** Four rows of the panel times one token row of x (decode). */
@@ -221,10 +223,11 @@ public final class CpuMatmul {
             a2 = FloatVector.fromArray(F, p, 2 * len + k).fma(xv, a2);
             a3 = FloatVector.fromArray(F, p, 3 * len + k).fma(xv, a3);
         }
-        y[yo] += sum(a0) + tail(p, k, len, x, xo, 0);
-        y[yo + 1] += sum(a1) + tail(p, k, len, x, xo, 1);
-        y[yo + 2] += sum(a2) + tail(p, k, len, x, xo, 2);
-        y[yo + 3] += sum(a3) + tail(p, k, len, x, xo, 3);
+        FloatVector s = Lanes.sum4(a0, a1, a2, a3);
+        y[yo] += s.lane(0) + tail(p, k, len, x, xo, 0);
+        y[yo + 1] += s.lane(1) + tail(p, k, len, x, xo, 1);
+        y[yo + 2] += s.lane(2) + tail(p, k, len, x, xo, 2);
+        y[yo + 3] += s.lane(3) + tail(p, k, len, x, xo, 3);
     }
 
     /** One row of the panel times one token row: the arithmetic of one row of {@link #tile4x1}. */
@@ -233,11 +236,7 @@ public final class CpuMatmul {
         int bound = F.loopBound(len);
         int k = 0;
         for (; k < bound; k += F.length()) a = FloatVector.fromArray(F, p, row * len + k).fma(FloatVector.fromArray(F, x, xo + k), a);
-        return sum(a) + tail(p, k, len, x, xo, row);
-    }
-
-    private static float sum(FloatVector v) {
-        return v.reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(a) + tail(p, k, len, x, xo, row);
     }
 
     /** The columns past the last full vector, scalar. */
@@ -254,7 +253,7 @@ public final class CpuMatmul {
         for (; k < bound; k += F.length()) {
             acc = FloatVector.fromArray(F, a, ao + k).fma(FloatVector.fromArray(F, b, bo + k), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(acc);
         for (; k < n; k++) s += a[ao + k] * b[bo + k];
         return s;
     }

@@ -81,10 +81,11 @@ final class SparseGemv {
                 if (bit(mask, m2, c)) t2 += value(vals, p2++) * x[c]; else t2 += 0f * x[c];
                 if (bit(mask, m3, c)) t3 += value(vals, p3++) * x[c]; else t3 += 0f * x[c];
             }
-            y0 += a0.reduceLanes(VectorOperators.ADD) + t0;
-            y1 += a1.reduceLanes(VectorOperators.ADD) + t1;
-            y2 += a2.reduceLanes(VectorOperators.ADD) + t2;
-            y3 += a3.reduceLanes(VectorOperators.ADD) + t3;
+            FloatVector s = Lanes.sum4(a0, a1, a2, a3);
+            y0 += s.lane(0) + t0;
+            y1 += s.lane(1) + t1;
+            y2 += s.lane(2) + t2;
+            y3 += s.lane(3) + t3;
         }
         y[yOff + r] = y0;
         y[yOff + r1] = y1;
@@ -113,7 +114,7 @@ final class SparseGemv {
             for (int c = end; c < k0 + len; c++) {
                 if (bit(mask, m, c)) t += value(vals, p++) * x[c]; else t += 0f * x[c];
             }
-            acc += a.reduceLanes(VectorOperators.ADD) + t;
+            acc += Lanes.sum(a) + t;
         }
         y[yOff + r] = acc;
     }
