@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -12,6 +13,12 @@ import java.util.concurrent.locks.LockSupport;
  * contiguous chunk per thread; the calling thread runs chunk 0 itself, so a pool of one thread costs nothing.
  * Workers spin briefly before parking: a decode step issues a few hundred short parallel loops, and waking a
  * parked thread costs more than most of them take.
+ *
+ * <p>A chunk is claimed before it runs (by its worker, stamped with the job's generation), and the caller, once its
+ * own chunk is done, runs every chunk no worker has claimed yet: on a machine whose cores are also busy with other
+ * work (the network threads, another process), a worker the OS has not scheduled no longer holds up the whole step
+ * at the barrier (a JFR profile under the adversarial suite's JSON fuzz had the step waiting on such a worker most of
+ * the time). A chunk computes the same rows whichever thread runs it, so results do not change.
  */
 public final class CpuPool {
 
@@ -27,6 +34,7 @@ public final class CpuPool {
     private final int threads;
     private final Worker[] workers;
     private final AtomicInteger pending = new AtomicInteger();
+    private final AtomicLongArray claimed; // [chunk]: the generation of the last job whose chunk was claimed
     private volatile Thread caller;
     private volatile RuntimeException failure;
 
@@ -40,6 +48,7 @@ public final class CpuPool {
         if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         this.threads = threads;
         this.workers = new Worker[threads - 1];
+        this.claimed = new AtomicLongArray(threads);
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
             Thread t = new PoolThread(workers[i], "sparse-serve-cpu-" + (i + 1));
@@ -73,7 +82,8 @@ public final class CpuPool {
             this.failure = null;
             this.caller = Thread.currentThread();
             pending.set(threads - 1);
-            generation++;
+            long gen = generation + 1;
+            generation = gen;
             for (Worker w : workers) LockSupport.unpark(w.thread);
             // The caller's own chunk may throw too: it must still wait for the workers and clear the job, or the
             // next call from this thread would see task != null and run everything inline on one thread, silently.
@@ -82,6 +92,21 @@ public final class CpuPool {
                 runChunk(0);
             } catch (RuntimeException | Error e) {
                 own = e;
+            }
+            // Chunks whose worker has not started yet: run them here rather than wait for that worker.
+            for (int k = 1; k < threads && own == null; k++) {
+                if (!claim(k, gen)) continue;
+                try {
+                    runChunk(k);
+                } catch (RuntimeException | Error e) {
+                    own = e;
+                } finally {
+                    pending.decrementAndGet();
+                }
+            }
+            // A chunk left unclaimed after a failure is claimed here, unrun, so that no late worker runs it.
+            for (int k = 1; k < threads; k++) {
+                if (claim(k, gen)) pending.decrementAndGet();
             }
             int spins = 0;
             while (pending.get() != 0) {
@@ -103,6 +128,12 @@ public final class CpuPool {
 
     public void parallelFor(int n, RangeTask task) {
         parallelFor(n, 1, task);
+    }
+
+    /** True for the one thread that takes chunk t of job gen (its worker, or the caller). */
+    private boolean claim(int t, long gen) {
+        long c = claimed.get(t);
+        return c < gen && claimed.compareAndSet(t, c, gen);
     }
 
     private void runChunk(int t) {
@@ -139,7 +170,9 @@ public final class CpuPool {
                     if (++spins < SPINS) Thread.onSpinWait();
                     else LockSupport.park(this);
                 }
-                seen = generation;
+                long gen = generation;
+                seen = gen;
+                if (!claim(index, gen)) continue; // the caller ran this chunk already
                 try {
                     runChunk(index);
                 } catch (RuntimeException | Error e) {

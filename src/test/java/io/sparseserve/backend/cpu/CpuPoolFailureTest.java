@@ -18,12 +18,22 @@ class CpuPoolFailureTest {
             if (thread == 0) throw new IllegalStateException("chunk 0 failed");
         }));
         assertEquals("chunk 0 failed", e.getMessage());
-        // The next job must run its second chunk on the worker thread again, not inline on the caller.
+        // The next job must run its second chunk on the worker thread again, not inline on the caller. (The caller
+        // takes a chunk whose worker has not started it; its own chunk waits up to 2 s here so that the worker can.)
         Set<Integer> threads = ConcurrentHashMap.newKeySet();
         Set<String> names = ConcurrentHashMap.newKeySet();
+        java.util.concurrent.CountDownLatch second = new java.util.concurrent.CountDownLatch(1);
         pool.parallelFor(2, (start, end, thread) -> {
             threads.add(thread);
             names.add(Thread.currentThread().getName());
+            if (thread == 1) second.countDown();
+            else {
+                try {
+                    second.await(2, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException interrupted) {
+                    Thread.currentThread().interrupt();
+                }
+            }
         });
         assertEquals(Set.of(0, 1), threads);
         assertTrue(names.contains("sparse-serve-cpu-1"), "second chunk ran on " + names);

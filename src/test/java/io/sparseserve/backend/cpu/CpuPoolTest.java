@@ -26,10 +26,17 @@ class CpuPoolTest {
 
     @Test
     void repeatedCallsRunOnSeveralThreads() {
+        // The caller runs a chunk itself when its worker has not started it yet; here the caller's chunk waits (up
+        // to 2 s) for the other chunk to start, so a worker that is alive always takes its own.
         CpuPool pool = new CpuPool(2);
         for (int call = 0; call < 50; call++) {
             Set<String> threads = ConcurrentHashMap.newKeySet();
-            pool.parallelFor(2, (s, e, t) -> threads.add(Thread.currentThread().getName()));
+            java.util.concurrent.CountDownLatch other = new java.util.concurrent.CountDownLatch(1);
+            pool.parallelFor(2, (s, e, t) -> {
+                threads.add(Thread.currentThread().getName());
+                if (t == 1) other.countDown();
+                else await(other);
+            });
             assertEquals(2, threads.size(), "call " + call + " ran on " + threads);
         }
     }
@@ -46,5 +53,28 @@ class CpuPoolTest {
             if (t == 1) throw new IllegalStateException("boom");
         }));
         pool.parallelFor(2, (s, e, t) -> {}); // still usable
+    }
+
+    private static void await(java.util.concurrent.CountDownLatch latch) {
+        try {
+            latch.await(2, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    @Test
+    void theCallerRunsChunksNoWorkerHasStartedAndEveryChunkRunsOnce() {
+        // Workers parked (long idle) or slow to be scheduled: the caller takes their chunks. Whoever runs a chunk,
+        // each runs exactly once, with its own chunk index.
+        CpuPool pool = new CpuPool(3);
+        for (int call = 0; call < 2_000; call++) {
+            AtomicIntegerArray runs = new AtomicIntegerArray(30);
+            pool.parallelFor(30, 10, (s, e, t) -> {
+                assertEquals(t * 10, s, "chunk " + t + " starts at its own range");
+                for (int i = s; i < e; i++) runs.incrementAndGet(i);
+            });
+            for (int i = 0; i < 30; i++) assertEquals(1, runs.get(i), "call " + call + " item " + i);
+        }
     }
 }
