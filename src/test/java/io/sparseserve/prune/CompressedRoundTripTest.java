@@ -158,16 +158,9 @@ class CompressedRoundTripTest {
                 List<Linear> ls = s.weights().layers().get(l).linears(), la = auto.weights().layers().get(l).linears();
                 for (int i = 0; i < ls.size(); i++) assertEquals(ls.get(i).weight().format(), la.get(i).weight().format());
             }
-            // reduceLanes may add in another order before C2 has compiled a kernel (Bf16Gemv): evaluate both until
-            // the compressed file's result repeats (bounded), then require the same bits.
-            double before = ps.perplexity(), fromFile = Double.NaN, fromDense = Double.NaN;
-            for (int round = 0; round < 6; round++) {
-                fromDense = Perplexity.evaluate(auto, ModelRunners.cpu(), ids, 64, 8, null).perplexity();
-                fromFile = Perplexity.evaluate(s, ModelRunners.cpu(), ids, 64, 8, null).perplexity();
-                if (fromFile == before && round > 0) break;
-                before = fromFile;
-            }
-            assertEquals(Double.doubleToLongBits(fromFile), Double.doubleToLongBits(fromDense));
+            // Same bits whatever the JIT has compiled by now (the kernels' lane sums have one order in every tier).
+            double fromDense = Perplexity.evaluate(auto, ModelRunners.cpu(), ids, 64, 8, null).perplexity();
+            assertEquals(Double.doubleToLongBits(ps.perplexity()), Double.doubleToLongBits(fromDense));
         }
     }
 

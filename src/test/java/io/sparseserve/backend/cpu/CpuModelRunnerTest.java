@@ -38,12 +38,12 @@ class CpuModelRunnerTest {
             int[] argmax = new int[SPEC.length];
             float[] reference = run(m, ids, allLogits, new int[SPEC.length]);
             float[] got = run(m, ids, mixed, argmax);
-            // Logits rows: sequence 1's last, then sequence 3's one token (ALL_LOGITS of a one-token step). Within
-            // 1e-5 as BatchingInvarianceTest: the two runs are minutes of JIT apart (the Vector API's interpreted
-            // fallback may round differently from its compiled form).
+            // Logits rows: sequence 1's last, then sequence 3's one token (ALL_LOGITS of a one-token step). Bit for
+            // bit, though the two runs are at different JIT tiers: the kernels' arithmetic is the same in every tier.
             for (int i = 0; i < vocab; i++) {
-                assertEquals(reference[vocab + i], got[i], 1e-5, "sequence 1 logit " + i);
-                assertEquals(reference[3 * vocab + i], got[vocab + i], 1e-5, "sequence 3 logit " + i);
+                assertEquals(Float.floatToRawIntBits(reference[vocab + i]), Float.floatToRawIntBits(got[i]), "sequence 1 logit " + i);
+                assertEquals(Float.floatToRawIntBits(reference[3 * vocab + i]), Float.floatToRawIntBits(got[vocab + i]),
+                        "sequence 3 logit " + i);
             }
             assertTrue(Float.isNaN(got[2 * vocab]), "no rows past the logits rows are written");
             // The argmax is the reference's largest logit (or one within the same 1e-5 of it).
