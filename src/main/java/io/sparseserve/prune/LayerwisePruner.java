@@ -36,9 +36,9 @@ import java.util.regex.Pattern;
  * <p>The linears reading the same input (q, k and v; gate and up) share one Hessian and one factorization of its
  * inverse: the reference computes identical copies of both.
  *
- * <p>Two runs agree to floating-point noise, not bit for bit: the CPU kernels sum vector lanes with
- * {@code reduceLanes(ADD)}, whose order may change once the JIT compiles a kernel, so the activations and Hessians
- * differ in the last bits from run to run; a near-tie in a mask choice can then flip, and later layers see slightly
+ * <p>Two runs agree to floating-point noise, not bit for bit: {@link HessianInverse} sums vector lanes with
+ * {@code reduceLanes(ADD)}, whose order may change once the JIT compiles it, so the factorizations differ in the last
+ * bits from run to run (the CPU kernels' activations no longer do: {@code backend.cpu.Lanes}); a near-tie in a mask choice can then flip, and later layers see slightly
  * different inputs. Measured on the bundled model, SparseGPT 2:4 three times with one build: perplexity 33.403, 33.414
  * and 33.414.
  */

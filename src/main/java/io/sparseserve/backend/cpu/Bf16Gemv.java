@@ -109,14 +109,14 @@ final class Bf16Gemv {
      * inputs.
      */
     static void rowsBatched(DenseMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
-                            int r0, int r1) {
+                            int r0, int r1, float[] buf) {
         MemorySegment seg = w.data();
         int rows = w.rows(), cols = w.cols(), half = cols / 2;
         // Rows r and r + q share a tile: two long streams through memory, as in rows().
         int q = (r1 - r0) / 2;
         for (int r = r0; r < r0 + q; r++) {
             int t = 0;
-            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q);
+            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q, buf);
             for (; t + 2 <= tokens; t += 2) tile2x2(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q);
             for (; t < tokens; t++) {
                 y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
@@ -135,7 +135,7 @@ final class Bf16Gemv {
 
     /** Rows r, r + q times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
     private static void tile2x4(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
-                                int r, int q) {
+                                int r, int q, float[] buf) {
         int half = cols / 2, bound = I.loopBound(half);
         long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         int x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
@@ -171,16 +171,27 @@ final class Bf16Gemv {
             d13 = wo1.fma(vo, d13);
         }
         long o1 = o + s;
-        FloatVector s0 = Lanes.sum4(e00.add(d00), e01.add(d01), e02.add(d02), e03.add(d03));
-        FloatVector s1 = Lanes.sum4(e10.add(d10), e11.add(d11), e12.add(d12), e13.add(d13));
-        y[yo] = s0.lane(0) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = s0.lane(1) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 2 * ys] = s0.lane(2) + tail(seg, o, xe, xo, x2, bound, half);
-        y[yo + 3 * ys] = s0.lane(3) + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + q] = s1.lane(0) + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + q] = s1.lane(1) + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + q] = s1.lane(2) + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + q] = s1.lane(3) + tail(seg, o1, xe, xo, x3, bound, half);
+        // The 8 sums through buf, in scalar code (Lanes.sum(float[], int)): C2 has spent its node budget on this
+        // method by here (NodeCountInliningCutoff), so a reduction taking vectors would be called out of line with
+        // its vectors boxed; and before C2, scalar adds are far cheaper than the Vector API's boxed fallback.
+        int n = Lanes.N;
+        e00.add(d00).intoArray(buf, 0);
+        e01.add(d01).intoArray(buf, n);
+        e02.add(d02).intoArray(buf, 2 * n);
+        e03.add(d03).intoArray(buf, 3 * n);
+        e10.add(d10).intoArray(buf, 4 * n);
+        e11.add(d11).intoArray(buf, 5 * n);
+        e12.add(d12).intoArray(buf, 6 * n);
+        e13.add(d13).intoArray(buf, 7 * n);
+        Lanes.sums(buf, 8);
+        y[yo] = buf[0] + tail(seg, o, xe, xo, x0, bound, half);
+        y[yo + ys] = buf[1] + tail(seg, o, xe, xo, x1, bound, half);
+        y[yo + 2 * ys] = buf[2] + tail(seg, o, xe, xo, x2, bound, half);
+        y[yo + 3 * ys] = buf[3] + tail(seg, o, xe, xo, x3, bound, half);
+        y[yo + q] = buf[4] + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + q] = buf[5] + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + q] = buf[6] + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + q] = buf[7] + tail(seg, o1, xe, xo, x3, bound, half);
     }
 
     /** Rows r, r + q times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */

@@ -225,24 +225,8 @@ public final class CpuAttention {
         return DTypeConvert.bf16ToFloat(s.get(DTypeConvert.LE_SHORT, 2 * element));
     }
 
-    /**
-     * sc[0, n) = exp(sc - max), returning their sum; a vector at a time, with VectorExp (a few ulp from Math.exp, far
-     * cheaper, and the same bits in every JIT tier and in the scalar tail).
-     */
+    /** sc[0, n) = exp(sc - max), returning their sum (VectorExp: the same bits in every JIT tier). */
     private static float softmax(float[] sc, int n, float max) {
-        FloatVector vmax = FloatVector.broadcast(F, max), vsum = FloatVector.zero(F);
-        int nb = F.loopBound(n), j = 0;
-        for (; j < nb; j += F.length()) {
-            FloatVector e = VectorExp.exp(FloatVector.fromArray(F, sc, j).sub(vmax));
-            e.intoArray(sc, j);
-            vsum = vsum.add(e);
-        }
-        float sum = Lanes.sum(vsum);
-        for (; j < n; j++) {
-            float e = VectorExp.exp(sc[j] - max);
-            sc[j] = e;
-            sum += e;
-        }
-        return sum;
+        return VectorExp.expMinusMax(sc, n, max);
     }
 }

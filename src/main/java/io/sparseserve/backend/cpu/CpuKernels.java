@@ -176,17 +176,7 @@ public final class CpuKernels {
             int bound = i0 + F.loopBound(i1 - i0);
             int i = i0;
             switch (op) {
-                case SILU_MUL -> {
-                    for (; i < bound; i += F.length()) {
-                        FloatVector g = FloatVector.fromArray(F, a, i);
-                        FloatVector sig = VectorExp.exp(g.neg()).add(1f);
-                        g.div(sig).mul(FloatVector.fromArray(F, b, i)).intoArray(a, i);
-                    }
-                    for (; i < i1; i++) {
-                        float g = a[i];
-                        a[i] = g / (1f + VectorExp.exp(-g)) * b[i];
-                    }
-                }
+                case SILU_MUL -> VectorExp.siluMul(a, b, i0, i1);
                 case RELU -> {
                     for (; i < bound; i += F.length()) FloatVector.fromArray(F, a, i).max(0f).intoArray(a, i);
                     for (; i < i1; i++) a[i] = Math.max(a[i], 0f);

@@ -91,7 +91,7 @@ public final class CpuMatmul {
 
         @Override
         public void run(int r0, int r1, int thread) {
-            if (bf16) Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1);
+            if (bf16) Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
             else rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]);
         }
     }

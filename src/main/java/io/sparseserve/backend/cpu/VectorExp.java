@@ -30,29 +30,68 @@ final class VectorExp {
 
     private VectorExp() {}
 
-    /** e^x lane by lane. */
-    static FloatVector exp(FloatVector x) {
-        // Clamped by compare and blend (not min/max) so that a NaN lane stays NaN.
-        x = x.blend(LO, x.compare(VectorOperators.LT, LO));
-        x = x.blend(HI, x.compare(VectorOperators.GT, HI));
-        FloatVector t = x.fma(LOG2E, SHIFTER);
-        FloatVector n = t.sub(SHIFTER);
-        FloatVector r = n.fma(x.broadcast(-LN2_HI), x);
-        r = n.fma(x.broadcast(-LN2_LO), r);
-        FloatVector p = r.fma(C7, C6);
-        p = p.fma(r, x.broadcast(C5));
-        p = p.fma(r, x.broadcast(C4));
-        p = p.fma(r, x.broadcast(C3));
-        p = p.fma(r, x.broadcast(C2));
-        p = p.mul(r.mul(r)).add(r).add(1f);
-        IntVector ni = t.reinterpretAsInts().sub(SHIFTER_BITS);
-        IntVector h = ni.lanewise(VectorOperators.ASHR, 1);
-        FloatVector s1 = h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return p.mul(s1).mul(s2);
+    /**
+     * x[0, n) = e^(x - max), returning their sum (in Lanes' order over each vector, then lane by lane for the tail):
+     * softmax's numerators. A loop over arrays, so that a kernel calls it without handing it vectors.
+     */
+    static float expMinusMax(float[] x, int n, float max) {
+        return loop(x, null, 0, n, max, false);
     }
 
-    /** e^x with exactly the arithmetic of one lane of {@link #exp(FloatVector)}. */
+    /** a[i] = silu(a[i]) * b[i] = a[i] / (1 + e^-a[i]) * b[i] over [i0, i1): SwiGLU's gate. */
+    static void siluMul(float[] a, float[] b, int i0, int i1) {
+        loop(a, b, i0, i1, 0f, true);
+    }
+
+    /**
+     * The one loop of both: the vector exp is written out here, calling only the (force-inlined) Vector API, because
+     * C2 refused a call to a vector exp method from such a loop at its node budget (NodeCountInliningCutoff) and
+     * called it with boxed vectors. Each lane is {@link #exp(float)}'s arithmetic (VectorExpTest compares them).
+     */
+    private static float loop(float[] a, float[] b, int i0, int i1, float max, boolean silu) {
+        FloatVector vmax = FloatVector.broadcast(Lanes.F, max), vsum = FloatVector.zero(Lanes.F);
+        int bound = i0 + Lanes.F.loopBound(i1 - i0), i = i0;
+        for (; i < bound; i += Lanes.N) {
+            FloatVector g = FloatVector.fromArray(Lanes.F, a, i);
+            FloatVector x = silu ? g.neg() : g.sub(vmax);
+            x = x.blend(LO, x.compare(VectorOperators.LT, LO));
+            x = x.blend(HI, x.compare(VectorOperators.GT, HI));
+            FloatVector t = x.fma(LOG2E, SHIFTER);
+            FloatVector nf = t.sub(SHIFTER);
+            FloatVector r = nf.fma(x.broadcast(-LN2_LO), nf.fma(x.broadcast(-LN2_HI), x));
+            FloatVector p = r.fma(C7, C6).fma(r, r.broadcast(C5)).fma(r, r.broadcast(C4)).fma(r, r.broadcast(C3))
+                    .fma(r, r.broadcast(C2));
+            p = p.mul(r.mul(r)).add(r).add(1f);
+            IntVector ni = t.reinterpretAsInts().sub(SHIFTER_BITS), h = ni.lanewise(VectorOperators.ASHR, 1);
+            FloatVector e = p.mul(h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats())
+                    .mul(ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            if (silu) {
+                g.div(e.add(1f)).mul(FloatVector.fromArray(Lanes.F, b, i)).intoArray(a, i);
+            } else {
+                e.intoArray(a, i);
+                vsum = vsum.add(e);
+            }
+        }
+        // Lanes.sum(vsum) written out (the same order): a call here was refused at the node budget, boxing vsum.
+        FloatVector v = vsum.add(vsum.rearrange(Lanes.X1));
+        v = v.add(v.rearrange(Lanes.X2));
+        if (Lanes.N > 4) v = v.add(v.rearrange(Lanes.X4));
+        if (Lanes.N > 8) v = v.add(v.rearrange(Lanes.X8));
+        float sum = silu ? 0f : Lanes.N > 16 ? Lanes.sum(vsum) : v.lane(0);
+        for (; i < i1; i++) {
+            float g = a[i];
+            if (silu) {
+                a[i] = g / (1f + exp(-g)) * b[i];
+            } else {
+                float e = exp(g - max);
+                a[i] = e;
+                sum += e;
+            }
+        }
+        return sum;
+    }
+
+    /** e^x with exactly the arithmetic of one lane of {@link #loop}. */
     static float exp(float x) {
         if (x < LO) x = LO;
         if (x > HI) x = HI;

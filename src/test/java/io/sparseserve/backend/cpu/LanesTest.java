@@ -62,6 +62,19 @@ class LanesTest {
     }
 
     @Test
+    void arraySumIsTheEmulatedOrderInEveryTier() {
+        SplittableRandom rnd = new SplittableRandom(4);
+        for (int i = 0; i < 20_000; i++) {
+            float[] v = lanes(rnd, N + 3);
+            float want = Lanes.emulate(v, 3), vector = Lanes.sum(FloatVector.fromArray(Lanes.F, v, 3));
+            float got = Lanes.sum(v, 3); // may overwrite v[3, 3 + N): compare with what was computed before
+            if (Float.floatToRawIntBits(got) != Float.floatToRawIntBits(want) || Float.floatToRawIntBits(vector) != Float.floatToRawIntBits(want)) {
+                throw new AssertionError("call " + i + ": array " + got + ", vector " + vector + ", emulated " + want);
+            }
+        }
+    }
+
+    @Test
     void specialValuesPropagate() {
         float[] v = new float[N];
         v[N - 1] = Float.NaN;

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
-import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
 /** VectorExp: a few ulp from Math.exp, and each lane the bits of the scalar version in every JIT tier. */
@@ -41,23 +40,48 @@ class VectorExpTest {
         float[] v = {Float.NaN, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, -1000f};
         float[] lanes = new float[N];
         for (int i = 0; i < N; i++) lanes[i] = v[i % 4];
-        float[] out = new float[N];
-        VectorExp.exp(FloatVector.fromArray(Lanes.F, lanes, 0)).intoArray(out, 0);
+        float[] out = lanes.clone();
+        VectorExp.expMinusMax(out, N, 0f);
         for (int i = 0; i < N; i++) assertEquals(Float.floatToRawIntBits(VectorExp.exp(lanes[i])), Float.floatToRawIntBits(out[i]), "lane " + i);
     }
 
+    /** The vector loops (softmax's, SiLU's) against the scalar exp, lane by lane, over 20 000 calls: every tier. */
     @Test
     void everyLaneIsTheScalarBitsInEveryTier() {
         SplittableRandom rnd = new SplittableRandom(3);
-        float[] x = new float[N], out = new float[N];
+        int n = 2 * N + 3;
+        float[] x = new float[n], out = new float[n], up = new float[n];
         for (int i = 0; i < 20_000; i++) {
-            for (int j = 0; j < N; j++) x[j] = (float) rnd.nextDouble(-110, 95);
-            VectorExp.exp(FloatVector.fromArray(Lanes.F, x, 0)).intoArray(out, 0);
-            for (int j = 0; j < N; j++) {
-                if (Float.floatToRawIntBits(out[j]) != Float.floatToRawIntBits(VectorExp.exp(x[j]))) {
-                    throw new AssertionError("call " + i + " x = " + x[j] + ": " + out[j] + " vs scalar " + VectorExp.exp(x[j]));
+            for (int j = 0; j < n; j++) {
+                x[j] = (float) rnd.nextDouble(-110, 95);
+                up[j] = (float) rnd.nextGaussian();
+            }
+            float max = (float) rnd.nextDouble(-5, 5);
+            System.arraycopy(x, 0, out, 0, n);
+            float sum = VectorExp.expMinusMax(out, n, max);
+            for (int j = 0; j < n; j++) {
+                if (Float.floatToRawIntBits(out[j]) != Float.floatToRawIntBits(VectorExp.exp(x[j] - max))) {
+                    throw new AssertionError("call " + i + " x = " + x[j] + ": " + out[j] + " vs scalar " + VectorExp.exp(x[j] - max));
+                }
+            }
+            if (Float.floatToRawIntBits(sum) != Float.floatToRawIntBits(Lanes.emulate(sumOfVectors(out), 0) + out[2 * N] + out[2 * N + 1] + out[2 * N + 2])) {
+                throw new AssertionError("call " + i + ": sum " + sum);
+            }
+            System.arraycopy(x, 0, out, 0, n);
+            VectorExp.siluMul(out, up, 0, n);
+            for (int j = 0; j < n; j++) {
+                float g = x[j], s = g / (1f + VectorExp.exp(-g)) * up[j];
+                if (Float.floatToRawIntBits(out[j]) != Float.floatToRawIntBits(s)) {
+                    throw new AssertionError("call " + i + " silu(" + g + ") * " + up[j] + ": " + out[j] + " vs scalar " + s);
                 }
             }
         }
+    }
+
+    /** Lane-wise sum of the two full vectors of x (the loop's vsum). */
+    private static float[] sumOfVectors(float[] x) {
+        float[] v = new float[N];
+        for (int j = 0; j < N; j++) v[j] = (0f + x[j]) + x[N + j];
+        return v;
     }
 }
