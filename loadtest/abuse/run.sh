@@ -7,7 +7,8 @@
 #
 # MODEL_DIR defaults to the bundled model. PORT (default 50197) and SERVE_OPTS (extra `serve` options) come from the
 # environment. Loopback only; every scenario is bounded by its count and by --seconds (default 20) plus a 30 s settle,
-# so the whole run takes about 10 scenarios x ~25 s. Nothing is left running: the server gets SIGTERM (then SIGKILL
+# after a warm-up that runs each attacker once (at most 15 s each), so the whole run takes about 2 min of warm-up plus
+# 10 scenarios x ~25 s. Nothing is left running: the server gets SIGTERM (then SIGKILL
 # after 60 s) when the script exits, however it exits.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

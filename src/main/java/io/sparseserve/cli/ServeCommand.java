@@ -108,6 +108,13 @@ final class ServeCommand implements Callable<Integer> {
                     + "slots fairly, and a lone client may use them all). A client is its address (--client-id-header).")
     int maxRunningPerClient;
 
+    @Option(names = "--shared-prefill-ms", defaultValue = "10",
+            description = "While more than one client has work (or finished a request in the last second), each "
+                    + "client's prompt tokens in one step are capped at what the recent steps say runs in this many "
+                    + "milliseconds (at least 16 tokens), so that one client's long prompts do not hold up everyone "
+                    + "else's tokens; a lone client gets all of --max-batch-tokens (default ${DEFAULT-VALUE}; 0 = no cap).")
+    double sharedPrefillMillis;
+
     @Option(names = "--max-waiting-per-client", defaultValue = "0",
             description = "Waiting requests of one client at most; more get RESOURCE_EXHAUSTED / 429 "
                     + "(default 0 = no share beyond --max-waiting).")
@@ -173,7 +180,7 @@ final class ServeCommand implements Callable<Integer> {
         try (Model model = Model.load(dir, maxModelLen, compressMode); Tokenizer tokenizer = Tokenizer.load(tokenizerFile);
              ServingMetrics metrics = new ServingMetrics()) {
             Engine.Config config = new Engine.Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes,
-                    RunnerConfig.DEFAULT_BLOCK_SIZE, maxRunningPerClient, maxWaitingPerClient);
+                    RunnerConfig.DEFAULT_BLOCK_SIZE, maxRunningPerClient, maxWaitingPerClient, sharedPrefillMillis);
             Engine engine = new Engine(model, tokenizer, runners, config, metrics);
             String id = servedModelName != null ? servedModelName : dir.toAbsolutePath().normalize().getFileName().toString();
             // A sticky device error ends the process non-zero (an orchestrator restarts it): the server has turned

@@ -1,6 +1,10 @@
 package io.sparseserve.engine;
 
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -34,9 +38,19 @@ final class Clients {
         }
     }
 
+    /**
+     * How long a client whose last sequence finished still counts for the shares of a step's prompt tokens. A client
+     * that streams one request after another has none in the engine between two of them; without this, every time it
+     * came back it found a step in flight that carried a lone other client's whole --max-batch-tokens of prompt (1.4 s
+     * on 2 cores for a stories110M-shape model), and waited for it.
+     */
+    static final long RECENT_NANOS = TimeUnit.SECONDS.toNanos(1);
+
     private final ConcurrentHashMap<String, Client> byId = new ConcurrentHashMap<>();
+    private final Map<String, Long> recent = new HashMap<>(); // scheduler thread: id -> when its last sequence finished
     private long epoch;
     private int active;
+    private int prefillActive;
 
     /** The client of a new sequence (any thread); every acquire is matched by one {@link #release}. */
     Client acquire(String id) {
@@ -57,12 +71,31 @@ final class Clients {
         return byId.size();
     }
 
-    /** Scheduler thread: recounts each client's running sequences and how many clients have work (running or waiting). */
-    void recount(Iterable<Sequence> running, Iterable<Sequence> waiting) {
+    /** Scheduler thread: a sequence of {@code c} finished at {@code now} (see {@link #RECENT_NANOS}). */
+    void finished(Client c, long now) {
+        recent.put(c.id, now);
+    }
+
+    /**
+     * Scheduler thread: recounts each client's running sequences, how many clients have work (running or waiting),
+     * and how many share a step's prompt tokens (those, and those whose last sequence finished in the last
+     * {@link #RECENT_NANOS}).
+     */
+    void recount(Iterable<Sequence> running, Iterable<Sequence> waiting, long now) {
         epoch++;
         active = 0;
         for (Sequence s : running) mark(s.client).running++;
         for (Sequence s : waiting) mark(s.client);
+        prefillActive = active;
+        for (Iterator<Map.Entry<String, Long>> it = recent.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<String, Long> e = it.next();
+            if (now - e.getValue() > RECENT_NANOS) {
+                it.remove();
+            } else {
+                Client c = byId.get(e.getKey());
+                if (c == null || c.epoch != epoch) prefillActive++;
+            }
+        }
     }
 
     private Client mark(Client c) {
@@ -72,6 +105,16 @@ final class Clients {
             active++;
         }
         return c;
+    }
+
+    /** Clients that share a step's prompt tokens at the last {@link #recount}: with work, or recently finished. */
+    int prefillClients() {
+        return prefillActive;
+    }
+
+    /** Each of {@link #prefillClients}'s share of {@code total} prompt tokens; at least 1. */
+    int prefillShare(int total) {
+        return Math.max(1, total / Math.max(1, prefillActive));
     }
 
     /** Each active client's fair share of {@code total} (running slots, or a step's prompt tokens); at least 1. */

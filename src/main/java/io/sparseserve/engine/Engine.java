@@ -47,6 +47,8 @@ import org.slf4j.LoggerFactory;
 public final class Engine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Engine.class);
     private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    /** The least prompt tokens of one client in a step under --shared-prefill-ms (prefill stays efficient). */
+    static final int MIN_SHARED_CHUNK = 16;
 
     /**
      * @param maxBatchTokens tokens one forward step carries at most (decodes plus prefill chunks)
@@ -58,20 +60,38 @@ public final class Engine implements AutoCloseable {
      * @param maxRunningPerClient running sequences of one client at most (0: no cap beyond fair sharing, see
      *        {@link Clients})
      * @param maxWaitingPerClient waiting sequences of one client at most (0: no share beyond {@code maxWaiting})
+     * @param sharedPrefillMillis while more than one client has work (or recently had, see {@link Clients}), each
+     *        client's prompt tokens in one step are capped at what the recent steps say runs in this long (at least
+     *        {@link #MIN_SHARED_CHUNK} tokens); 0: no cap beyond the client's share of {@code maxBatchTokens}
      */
     public record Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize,
-            int maxRunningPerClient, int maxWaitingPerClient) {
+            int maxRunningPerClient, int maxWaitingPerClient, double sharedPrefillMillis) {
+        /** {@code --shared-prefill-ms}'s default. */
+        public static final double DEFAULT_SHARED_PREFILL_MILLIS = 10;
+
         public static Config defaults() {
             return new Config(512, 64, 256, 0, RunnerConfig.DEFAULT_BLOCK_SIZE);
         }
 
-        /** Without per-client caps (clients still share the slots fairly). */
+        /** Without per-client caps (clients still share the slots and steps fairly). */
         public Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize) {
             this(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, 0, 0);
         }
 
+        public Config(int maxBatchTokens, int maxRunning, int maxWaiting, long kvCacheBytes, int blockSize,
+                int maxRunningPerClient, int maxWaitingPerClient) {
+            this(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, maxRunningPerClient,
+                    maxWaitingPerClient, DEFAULT_SHARED_PREFILL_MILLIS);
+        }
+
         public Config withClientLimits(int runningPerClient, int waitingPerClient) {
-            return new Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, runningPerClient, waitingPerClient);
+            return new Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, runningPerClient,
+                    waitingPerClient, sharedPrefillMillis);
+        }
+
+        public Config withSharedPrefillMillis(double millis) {
+            return new Config(maxBatchTokens, maxRunning, maxWaiting, kvCacheBytes, blockSize, maxRunningPerClient,
+                    maxWaitingPerClient, millis);
         }
 
         Config validate() {
@@ -88,6 +108,9 @@ public final class Engine implements AutoCloseable {
             }
             if (maxWaitingPerClient < 0) {
                 throw new InvalidInputException("--max-waiting-per-client must be >= 0 (0 = no cap), got " + maxWaitingPerClient);
+            }
+            if (!(sharedPrefillMillis >= 0 && sharedPrefillMillis <= 60_000)) {
+                throw new InvalidInputException("--shared-prefill-ms must be in [0, 60000] (0 = no cap), got " + sharedPrefillMillis);
             }
             return this;
         }
@@ -154,6 +177,7 @@ public final class Engine implements AutoCloseable {
     private volatile int freeBlocks;
     private volatile boolean busy;
     private long stepNumber; // scheduler thread: numbers the steps, for the per-client prompt-token shares
+    private double nanosPerToken = Double.NaN; // scheduler thread: a moving average of a step's wall time per token
 
     /**
      * Opens a runner from {@code runners} sized for the configuration (steps of maxBatchTokens tokens and maxRunning
@@ -510,9 +534,10 @@ public final class Engine implements AutoCloseable {
         if (!waiting.isEmpty()) {
             for (Sequence p; (p = pausedVictim(null)) != null; ) park(p);
         }
-        clients.recount(running, waiting);
+        clients.recount(running, waiting, now);
         if (!waiting.isEmpty()) rebalance();
-        int prefillShare = clients.share(config.maxBatchTokens());
+        int prefillShare = clients.prefillShare(config.maxBatchTokens());
+        if (clients.prefillClients() > 1) prefillShare = Math.min(prefillShare, sharedChunk());
         stepNumber++;
         for (int i = 0; i < running.size() && budget > 0; i++) {
             Sequence s = running.get(i);
@@ -538,7 +563,7 @@ public final class Engine implements AutoCloseable {
             n = add(n, s, count);
             budget -= count;
         }
-        if (!waiting.isEmpty()) clients.recount(running, waiting); // running may have changed above (preemptions)
+        if (!waiting.isEmpty()) clients.recount(running, waiting, now); // running may have changed above (preemptions)
         while (budget > 0 && running.size() < config.maxRunning() && !waiting.isEmpty()) {
             Sequence s = nextFair();
             if (s == null) break; // every waiting client is at --max-running-per-client
@@ -566,11 +591,27 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
+     * A client's prompt tokens per step while other clients have work too (or finished a request within
+     * {@link Clients#RECENT_NANOS}): what the recent steps say runs in --shared-prefill-ms. A step's length is what a newly arrived request waits before its own step can start, and
+     * on a CPU a step's time grows with every prompt token it carries (past a few dozen tokens the matmuls are bound
+     * by arithmetic, so longer chunks buy no throughput); so one client's long prompts, chunked to this, keep every
+     * other client's time to first token near its own prompt's cost. Sarathi-Serve (Agrawal et al., OSDI 2024) sizes
+     * its chunks from a latency target the same way. Measured per token from the steps of at least
+     * {@link #MIN_SHARED_CHUNK} tokens (a moving average of their wall time, so a machine that is also busy with
+     * something else gets shorter chunks); no cap before the first such step.
+     */
+    private int sharedChunk() {
+        double target = config.sharedPrefillMillis() * 1e6;
+        if (target <= 0 || Double.isNaN(nanosPerToken)) return Integer.MAX_VALUE;
+        return (int) Math.max(MIN_SHARED_CHUNK, Math.min(Integer.MAX_VALUE, target / nanosPerToken));
+    }
+
+    /**
      * Tokens of {@code s} to compute this step: one when decoding; when prefilling (or recomputing), the next chunk of
      * its prompt, at most the step's budget left and what is left of its client's share of the step's prompt tokens
-     * ({@code share}: --max-batch-tokens / clients with work). The share keeps one client's long prompts from making
-     * every step long, which is what delays everyone else's first token (Sarathi-Serve, Agrawal et al. OSDI 2024,
-     * bounds a step's prompt tokens for the same reason); a lone client gets the whole budget.
+     * ({@code share}: --max-batch-tokens / clients with work or recently finished, capped by {@link #sharedChunk}).
+     * The share keeps one client's long prompts from making every step long, which is what delays everyone else's
+     * first token; a lone client gets the whole budget.
      */
     private int chunk(Sequence s, int budget, int share) {
         int want = s.length - s.computed;
@@ -646,8 +687,13 @@ public final class Engine implements AutoCloseable {
     }
 
     private void step(int n, long start) {
+        long forwardStart = System.nanoTime();
         runner.forward(batch, logits, argmax);
         long now = System.nanoTime();
+        if (batch.tokens() >= MIN_SHARED_CHUNK) {
+            double perToken = (double) (now - forwardStart) / batch.tokens();
+            nanosPerToken = Double.isNaN(nanosPerToken) ? perToken : 0.75 * nanosPerToken + 0.25 * perToken;
+        }
         int vocab = c.vocab();
         int row = 0;
         for (int i = 0; i < n; i++) {
@@ -676,6 +722,7 @@ public final class Engine implements AutoCloseable {
     private void finish(Sequence s, FinishReason reason, long now) {
         running.remove(s);
         s.table.release();
+        clients.finished(s.client, now);
         clients.release(s.client);
         TokenSink.Finished f = new TokenSink.Finished(reason, s.promptLength, s.generated(), s.arrivalNanos,
                 s.scheduledNanos, s.firstTokenNanos, now, s.preemptions);

@@ -21,7 +21,8 @@ import org.slf4j.LoggerFactory;
  * time while a well-behaved client (a {@link LoadGenerator} with the right key) streams alongside, then reads the
  * server's /metrics until its running and waiting requests and KV usage are back to 0 (or a settle limit passes).
  * The last scenario sends SIGTERM under load. Counts scale with {@code scale}; each attacker also stops at its
- * scenario's end, so the whole run is bounded by (scenarios x (seconds + settle)).
+ * scenario's end, so the whole run is bounded by a warm-up of each attacker (at most 15 s each) plus
+ * (scenarios x (seconds + settle)).
  */
 public final class AbuseSuite {
     private static final Logger log = LoggerFactory.getLogger(AbuseSuite.class);
@@ -95,6 +96,9 @@ public final class AbuseSuite {
      */
     static final int WRONG_KEY_GRPC_RATE = 2_000;
 
+    /** The longest an attacker's warm-up runs (see {@link #warmUpAttackers}). */
+    static final int WARM_UP_SECONDS = 15;
+
     private Map<String, Long> wrongKeyGrpc(long deadline) {
         long millis = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
         try {
@@ -141,17 +145,26 @@ public final class AbuseSuite {
     }
 
     /**
-     * Every attacker once, at 2% of its count for at most 3 s, before the first baseline: the server's first use of a
-     * code path (classes loaded, methods compiled: tens of MB of metaspace and code cache, once) then happens before
-     * the resident memory the suite compares against is read, and the rows' growth is what the attacks themselves
-     * leave behind.
+     * Every attacker once, at its full count for at most {@link #WARM_UP_SECONDS} s, before the first baseline, so that
+     * the rows measure a server in its steady state, as one that has been up for a while is:
+     * <ul>
+     * <li>The JIT compiles a request path only after thousands of requests: a cold server's first JSON fuzz kept C2
+     *     compiling for its whole 20 s (50-100 compilations a second; the server's C2 thread used 2.2-3.5 s of CPU in
+     *     10 s, the client's 1.8-2.6 s), and every outlier of the well-behaved client's time to first token came in its
+     *     first 9 s. On 2 cores that compiler time is taken from the engine. (A 2% warm-up did not reach C2's
+     *     thresholds; with the full count, the fuzz row fell from 5.07x to 2.25x its baseline, engine on one thread.)
+     * <li>Classes loaded and code compiled (tens of MB of metaspace and code cache, once) then come before the
+     *     resident memory the suite compares against is read, and the rows' growth is what the attacks leave behind.
+     * </ul>
      */
     private void warmUpAttackers() throws Exception {
-        log.info("warming up every attacker (2% of its count, 3 s each)");
-        for (Scenario s : scenarios(Math.min(o.scale(), 0.02))) {
+        long seconds = Math.min(o.seconds(), WARM_UP_SECONDS);
+        log.info("warming up every attacker (its full count, at most {} s each)", seconds);
+        for (Scenario s : scenarios(o.scale())) {
             if (s.name().startsWith("baseline") || (!o.only().isEmpty() && !o.only().contains(s.name()))) continue;
-            Attacks attacks = new Attacks(new Attacks.Target(o.host(), o.port(), o.apiKey(), o.seed(), o.attackerAddress()));
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+            // Another seed than the scenario's: the warm-up's fuzz bodies and garbage bytes are not the measured ones.
+            Attacks attacks = new Attacks(new Attacks.Target(o.host(), o.port(), o.apiKey(), ~o.seed(), o.attackerAddress()));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
             try {
                 s.attack().run(attacks, deadline);
             } catch (Exception e) {

@@ -44,6 +44,19 @@ class ServeStartupTest {
     }
 
     @Test
+    void badSchedulingOptionsAreOneLineAndExitTwo() {
+        String model = TestData.bundledModel().toString();
+        for (String[] bad : new String[][] {{"--shared-prefill-ms", "-1", "--shared-prefill-ms must be in [0, 60000]"},
+                {"--shared-prefill-ms", "NaN", "--shared-prefill-ms must be in [0, 60000]"},
+                {"--max-running-per-client", "-1", "--max-running-per-client must be >= 0"}}) {
+            CliRunner r = CliRunner.run("serve", "--model", model, "--port", "0", bad[0], bad[1]);
+            assertEquals(Main.EXIT_BAD_INPUT, r.exitCode(), r.err());
+            assertTrue(r.err().startsWith("error: " + bad[2]), r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+        }
+    }
+
+    @Test
     void everyInterfaceWithoutAKeyWarns() {
         assertTrue(ServeCommand.exposureWarning("0.0.0.0", null).contains("without an API key"));
         assertEquals(null, ServeCommand.exposureWarning("127.0.0.1", null));
