@@ -12,12 +12,16 @@ import jdk.incubator.vector.VectorSpecies;
  * constant shuffle are exact in every tier, so a tree of them gives the same bits everywhere.
  *
  * <p>The order, for each accumulator of N lanes: pairwise, adjacent lanes first, p[i] = p[2i] + p[2i + 1] until one
- * is left ({@link #emulate} is the same in scalar code, for tests). Four accumulators are reduced together,
- * transposed: the first level leaves a's pair sums in the even lanes of one vector and b's in its odd lanes (a blend
- * of each with the other's lane-swapped copy, then one add), the second level does that again at distance 2 for the
- * two results, and the rest folds that vector onto itself. Four sums then cost about what four {@code reduceLanes}
- * did (measured in a micro-benchmark, 38 vs 37 ns for 4 dot products of 256 on AVX-512), where a separate tree per
- * accumulator cost about twice as much.
+ * is left ({@link #emulate} is the same in scalar code, for tests). Three forms, one order: {@link #sum} (one vector,
+ * a rearrange and an add per level), {@link #sum4} (four accumulators reduced together, transposed: the first level
+ * leaves a's pair sums in the even lanes of one vector and b's in the odd ones, a blend of each with the other's
+ * lane-swapped copy and one add; the second level does that again at distance 2; the rest folds the vector onto
+ * itself), and {@link #sum(float[], int)} / {@link #sums} (scalar, over accumulators a kernel has stored).
+ *
+ * <p>Cost, measured on AVX-512 (JDK 25, C2): 4 dot products of 256 with sum4, 38 ns against 37 with four
+ * {@code reduceLanes}; 8 reductions from an array, vector sum8 41 ns, scalar 24-35 ns, reduceLanes 26 ns. C2's
+ * {@code reduceLanes} uses in-register shuffles with immediate operands that the Vector API does not expose, so the
+ * fixed order costs a little in kernels with many short reductions (see the README's measurements).
  */
 final class Lanes {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
