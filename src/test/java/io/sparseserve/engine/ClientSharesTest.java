@@ -27,11 +27,17 @@ import org.junit.jupiter.api.io.TempDir;
  * (before, the long prompt took every step's whole budget until it was done).
  */
 class ClientSharesTest {
-    @Test
-    void aShortPromptIsNotQueuedBehindAnotherClientsLongPrefill(@TempDir Path tmp) throws Exception {
+    /** A tiny random Llama with a 4096-token context (room for long prompts), the bundled model's tokenizer. */
+    private static Path longContextModel(Path tmp) throws Exception {
         Path dir = tmp.resolve("ctx4k");
         SyntheticModel.write(new SyntheticModel.Shape(Family.LLAMA, 64, 2, 4, 4, 128, 4096, 4096), DType.F32, 3,
                 TestData.bundledModel().resolve("tokenizer.json"), dir);
+        return dir;
+    }
+
+    @Test
+    void aShortPromptIsNotQueuedBehindAnotherClientsLongPrefill(@TempDir Path tmp) throws Exception {
+        Path dir = longContextModel(tmp);
         try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"))) {
             CountDownLatch firstStep = new CountDownLatch(1);
             EngineObserver obs = new EngineObserver() {
@@ -89,9 +95,7 @@ class ClientSharesTest {
      */
     @Test
     void whileAnotherClientDecodesALongPromptGoesInChunksBoundedByTheStepTimeTarget(@TempDir Path tmp) throws Exception {
-        Path dir = tmp.resolve("ctx4k");
-        SyntheticModel.write(new SyntheticModel.Shape(Family.LLAMA, 64, 2, 4, 4, 128, 4096, 4096), DType.F32, 3,
-                TestData.bundledModel().resolve("tokenizer.json"), dir);
+        Path dir = longContextModel(tmp);
         try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"))) {
             record StepSeen(int tokens, boolean decoderDone) {}
             List<StepSeen> steps = new java.util.concurrent.CopyOnWriteArrayList<>();
