@@ -28,6 +28,8 @@ final class Clients {
         final AtomicInteger queued = new AtomicInteger();
         /** Running sequences, recounted by {@link #recount} before each step. */
         int running;
+        /** Of those, the ones still prefilling (or recomputing) their prompt, recounted with {@link #running}. */
+        int prefilling;
         /** Prompt tokens given to this client's sequences in step {@code prefillStep} (scheduler thread). */
         int prefillTokens;
         long prefillStep = -1;
@@ -84,7 +86,11 @@ final class Clients {
     void recount(Iterable<Sequence> running, Iterable<Sequence> waiting, long now) {
         epoch++;
         active = 0;
-        for (Sequence s : running) mark(s.client).running++;
+        for (Sequence s : running) {
+            Client c = mark(s.client);
+            c.running++;
+            if (s.length - s.computed > 1) c.prefilling++;
+        }
         for (Sequence s : waiting) mark(s.client);
         prefillActive = active;
         for (Iterator<Map.Entry<String, Long>> it = recent.entrySet().iterator(); it.hasNext(); ) {
@@ -102,6 +108,7 @@ final class Clients {
         if (c.epoch != epoch) {
             c.epoch = epoch;
             c.running = 0;
+            c.prefilling = 0;
             active++;
         }
         return c;

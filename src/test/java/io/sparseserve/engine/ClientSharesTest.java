@@ -88,6 +88,56 @@ class ClientSharesTest {
     }
 
     /**
+     * A short request that arrives while another client's long prompt is being prefilled gets an express step: its
+     * own prompt and the decodes, none of the long prompt's chunk (whose step it would otherwise also have to wait
+     * for); the long prompt still goes on, at least every other step.
+     */
+    @Test
+    void aNewRequestsFirstStepCarriesNoneOfAnotherClientsPrompt(@TempDir Path tmp) throws Exception {
+        Path dir = longContextModel(tmp);
+        try (Model model = Model.load(dir); Tokenizer tokenizer = Tokenizer.load(dir.resolve("tokenizer.json"))) {
+            List<Integer> steps = new java.util.concurrent.CopyOnWriteArrayList<>(); // tokens per step, in order
+            CountDownLatch firstStep = new CountDownLatch(1);
+            EngineObserver obs = new EngineObserver() {
+                @Override
+                public void onStep(int sequences, int tokens, long nanos) {
+                    steps.add(tokens);
+                    firstStep.countDown();
+                }
+            };
+            Engine.Config config = new Engine.Config(64, 4, 16, 0, RunnerConfig.DEFAULT_BLOCK_SIZE).withSharedPrefillMillis(0.001);
+            try (Engine engine = new Engine(model, tokenizer, ModelRunners.cpu(), config, obs)) {
+                String text = "The quick brown fox jumps over the lazy dog. ".repeat(400);
+                CollectingSink longSink = new CollectingSink();
+                engine.submit(new GenerationRequest("long", Arrays.copyOf(tokenizer.encode(text), 2000),
+                        SamplingParams.greedy(), 2, 0, List.of(), new int[0], true, -1), longSink, "a");
+                assertTrue(firstStep.await(60, TimeUnit.SECONDS));
+                int[] shortPrompt = tokenizer.encode("Once upon a time");
+                int[] shortStep = {-1}; // its one token comes in the step that computed its prompt
+                CollectingSink shortSink = new CollectingSink() {
+                    @Override
+                    public void onFinish(Delta last, Finished finished) {
+                        shortStep[0] = steps.size(); // onStep of this step comes after its sequences' callbacks
+                        super.onFinish(last, finished);
+                    }
+                };
+                engine.submit(new GenerationRequest("short", shortPrompt, SamplingParams.greedy(), 1, 0, List.of(),
+                        new int[0], true, -1), shortSink, "b");
+                assertEquals(1, shortSink.await().tokenIds().length);
+                assertEquals(2, longSink.await().tokenIds().length);
+                assertTrue(engine.awaitIdle(Duration.ofSeconds(10)));
+                List<Integer> seen = List.copyOf(steps);
+                assertEquals(shortPrompt.length, seen.get(shortStep[0]),
+                        () -> "the new request's step also carried the other client's prompt: step " + shortStep[0] + " of " + seen);
+                for (int i = 1; i < seen.size() - 1; i++) {
+                    int at = i;
+                    assertTrue(seen.get(i) > 0 || seen.get(i + 1) > 0, () -> "the long prompt stalled at step " + at + ": " + seen);
+                }
+            }
+        }
+    }
+
+    /**
      * While another client decodes, a long prompt goes in chunks of {@link Engine#MIN_SHARED_CHUNK} tokens when
      * --shared-prefill-ms allows no more (a target of 1 us: the floor), not in the client's half of --max-batch-tokens;
      * so it stays for a moment after the other client's request finished (it may come right back); once it is alone,
