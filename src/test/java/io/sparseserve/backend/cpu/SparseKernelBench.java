@@ -26,6 +26,14 @@ import java.util.SplittableRandom;
  * mvn -q -B -o test-compile && java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes \
  *     io.sparseserve.backend.cpu.SparseKernelBench [rows cols sparsity rounds]   (-Donly=prefix,... -Dreps=N)
  * </pre>
+ *
+ * <p>Measure one sparse format per JVM ({@code -Donly=nm24} or {@code -Donly=bitmask}): a kernel that sees both
+ * {@code BitmaskMatrix} and {@code NmMatrix} gets code several times slower for both (2026-12-02, AMD EPYC with
+ * AVX-512 VP2INTERSECT, [2048, 768]: nm24-current 1.27 ns alone, 4.3-4.9 ns beside bitmask-current), which no single
+ * served model does. The same holds for the matmul-* rows, whose call sites see all three matrix classes.
+ * nm24-planes-rows ({@link Nm24PlanesProbe}) measured 0.83 ns against nm24-current's 1.27 and dense's 0.57 in cache,
+ * and 0.93 against 1.33 and dense's 1.05 streaming from memory ([65536, 768]); the 4-row interleaved form of the
+ * same arithmetic (nm24-planes) 2.2 ns.
  */
 public final class SparseKernelBench {
     private SparseKernelBench() {}
@@ -58,6 +66,17 @@ public final class SparseKernelBench {
         int q = rows / 4;
         variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
         variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q); });
+        Nm24PlanesProbe planes = new Nm24PlanesProbe(nm);
+        float[] x4 = new float[cols];
+        Nm24PlanesProbe.split4(x, cols, x4);
+        float[] yp = new float[rows], yc = new float[rows];
+        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, x, yc, 0, null, r, q); }
+        double err = 0;
+        for (int r = 0; r < rows; r++) err = Math.max(err, Math.abs(yp[r] - yc[r]) / (1e-3 + Math.abs(yc[r])));
+        System.out.println("nm24-planes max rel diff vs current: " + err);
+        variants.put("bitmask-rows", () -> { for (int r = 0; r < rows; r++) SparseGemv.row(bm, x, y, 0, null, r); });
+        variants.put("nm24-planes", () -> { for (int r = 0; r < q; r++) planes.panel(x4, y, r, q); });
+        variants.put("nm24-planes-rows", () -> { for (int r = 0; r < rows; r++) y[r] = planes.row(x4, r); });
         variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q); });
         variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
