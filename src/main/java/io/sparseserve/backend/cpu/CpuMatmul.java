@@ -22,6 +22,7 @@ public final class CpuMatmul {
 
     private final CpuPool pool;
     private final float[][] scratch;
+    private final float[][] tileSums; // per thread: tile4x4's 16 accumulators, summed in scalar code
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
     private final DecodePass decode;
@@ -34,6 +35,7 @@ public final class CpuMatmul {
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
+        this.tileSums = new float[pool.threads()][PANEL * TILE_T * Lanes.N];
         this.decode = new DecodePass(pool.threads());
     }
 
@@ -92,7 +94,7 @@ public final class CpuMatmul {
         @Override
         public void run(int r0, int r1, int thread) {
             if (bf16) Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
-            else rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread]);
+            else rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
         }
     }
 
@@ -139,7 +141,7 @@ public final class CpuMatmul {
     }
 
     private static void rowsRange(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
-                                  int r0, int r1, float[] panel) {
+                                  int r0, int r1, float[] panel, float[] sums) {
         int rows = w.rows(), cols = w.cols();
         for (int k0 = 0; k0 < cols; k0 += K_BLOCK) {
             int len = Math.min(K_BLOCK, cols - k0);
@@ -157,8 +159,8 @@ public final class CpuMatmul {
                 int yo = yOff + r;
                 if (nr == PANEL) {
                     int t = 0;
-                    for (; t + TILE_T <= tokens; t += TILE_T) tile4x4(panel, len, x, xo + t * cols, cols, y, yo + t * rows, rows);
-                    for (; t < tokens; t++) tile4x1(panel, len, x, xo + t * cols, y, yo + t * rows);
+                    for (; t + TILE_T <= tokens; t += TILE_T) tile4x4(panel, len, x, xo + t * cols, cols, y, yo + t * rows, rows, sums);
+                    for (; t < tokens; t++) tile4x1(panel, len, x, xo + t * cols, y, yo + t * rows, sums);
                 } else {
                     for (int t = 0; t < tokens; t++) {
                         for (int i = 0; i < nr; i++) y[yo + t * rows + i] += tileRow(panel, i, len, x, xo + t * cols);
@@ -169,7 +171,7 @@ public final class CpuMatmul {
     }
 
     /** Four rows of the panel times four token rows of x; adds the 16 dot products into y. */
-    private static void tile4x4(float[] p, int len, float[] x, int xo, int xs, float[] y, int yo, int ys) {
+    private static void tile4x4(float[] p, int len, float[] x, int xo, int xs, float[] y, int yo, int ys, float[] buf) {
         FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
         FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
         FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -190,29 +192,36 @@ public final class CpuMatmul {
             w = FloatVector.fromArray(F, p, 3 * len + k);
             a30 = w.fma(x0, a30); a31 = w.fma(x1, a31); a32 = w.fma(x2, a32); a33 = w.fma(x3, a33);
         }
-        // One reduction per token (its four rows), in the fixed order of Lanes: the arithmetic of tile4x1 and tileRow.
-        FloatVector s0 = Lanes.sum4(a00, a10, a20, a30), s1 = Lanes.sum4(a01, a11, a21, a31);
-        FloatVector s2 = Lanes.sum4(a02, a12, a22, a32), s3 = Lanes.sum4(a03, a13, a23, a33);
-        y[yo] += s0.lane(0) + tail(p, k, len, x, xo, 0);
-        y[yo + 1] += s0.lane(1) + tail(p, k, len, x, xo, 1);
-        y[yo + 2] += s0.lane(2) + tail(p, k, len, x, xo, 2);
-        y[yo + 3] += s0.lane(3) + tail(p, k, len, x, xo, 3);
-        y[yo + ys] += s1.lane(0) + tail(p, k, len, x, xo + xs, 0);
-        y[yo + ys + 1] += s1.lane(1) + tail(p, k, len, x, xo + xs, 1);
-        y[yo + ys + 2] += s1.lane(2) + tail(p, k, len, x, xo + xs, 2);
-        y[yo + ys + 3] += s1.lane(3) + tail(p, k, len, x, xo + xs, 3);
-        y[yo + 2 * ys] += s2.lane(0) + tail(p, k, len, x, xo + 2 * xs, 0);
-        y[yo + 2 * ys + 1] += s2.lane(1) + tail(p, k, len, x, xo + 2 * xs, 1);
-        y[yo + 2 * ys + 2] += s2.lane(2) + tail(p, k, len, x, xo + 2 * xs, 2);
-        y[yo + 2 * ys + 3] += s2.lane(3) + tail(p, k, len, x, xo + 2 * xs, 3);
-        y[yo + 3 * ys] += s3.lane(0) + tail(p, k, len, x, xo + 3 * xs, 0);
-        y[yo + 3 * ys + 1] += s3.lane(1) + tail(p, k, len, x, xo + 3 * xs, 1);
-        y[yo + 3 * ys + 2] += s3.lane(2) + tail(p, k, len, x, xo + 3 * xs, 2);
-        y[yo + 3 * ys + 3] += s3.lane(3) + tail(p, k, len, x, xo + 3 * xs, 3);
+        // The 16 sums through buf in scalar code, in the fixed order of Lanes (the arithmetic of tile4x1 and tileRow):
+        // C2 has spent its node budget on this method by here (NodeCountInliningCutoff), so the third and fourth
+        // Lanes.sum4 were called out of line with their vectors boxed, and every product of two or more tokens over
+        // a sparse or non-BF16 matrix ran the Vector API's allocating fallback (measured on a Zen 5 EPYC: 2:4 at
+        // batch 16 0.27x dense, prefill 0.22x; see Bf16Gemv.tile2x4 for the same fix).
+        int n = Lanes.N;
+        a00.intoArray(buf, 0);
+        a10.intoArray(buf, n);
+        a20.intoArray(buf, 2 * n);
+        a30.intoArray(buf, 3 * n);
+        a01.intoArray(buf, 4 * n);
+        a11.intoArray(buf, 5 * n);
+        a21.intoArray(buf, 6 * n);
+        a31.intoArray(buf, 7 * n);
+        a02.intoArray(buf, 8 * n);
+        a12.intoArray(buf, 9 * n);
+        a22.intoArray(buf, 10 * n);
+        a32.intoArray(buf, 11 * n);
+        a03.intoArray(buf, 12 * n);
+        a13.intoArray(buf, 13 * n);
+        a23.intoArray(buf, 14 * n);
+        a33.intoArray(buf, 15 * n);
+        Lanes.sums(buf, 16);
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < 4; i++) y[yo + t * ys + i] += buf[4 * t + i] + tail(p, k, len, x, xo + t * xs, i);
+        }
     }
 
     /** Four rows of the panel times one token row of x (decode). */
-    private static void tile4x1(float[] p, int len, float[] x, int xo, float[] y, int yo) {
+    private static void tile4x1(float[] p, int len, float[] x, int xo, float[] y, int yo, float[] buf) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         int bound = F.loopBound(len);
         int k = 0;
@@ -223,11 +232,15 @@ public final class CpuMatmul {
             a2 = FloatVector.fromArray(F, p, 2 * len + k).fma(xv, a2);
             a3 = FloatVector.fromArray(F, p, 3 * len + k).fma(xv, a3);
         }
-        FloatVector s = Lanes.sum4(a0, a1, a2, a3);
-        y[yo] += s.lane(0) + tail(p, k, len, x, xo, 0);
-        y[yo + 1] += s.lane(1) + tail(p, k, len, x, xo, 1);
-        y[yo + 2] += s.lane(2) + tail(p, k, len, x, xo, 2);
-        y[yo + 3] += s.lane(3) + tail(p, k, len, x, xo, 3);
+        // Through buf in scalar code, as tile4x4: with several matrix classes behind rowsRange's decode call, C2 ran
+        // out of nodes here too (an F16 model's decode step allocated 2 MB after sparse models had run).
+        int n = Lanes.N;
+        a0.intoArray(buf, 0);
+        a1.intoArray(buf, n);
+        a2.intoArray(buf, 2 * n);
+        a3.intoArray(buf, 3 * n);
+        Lanes.sums(buf, 4);
+        for (int i = 0; i < 4; i++) y[yo + i] += buf[i] + tail(p, k, len, x, xo, i);
     }
 
     /** One row of the panel times one token row: the arithmetic of one row of {@link #tile4x1}. */

@@ -29,6 +29,7 @@ final class DecodePass implements CpuPool.RangeTask {
     private final int[] yOff = new int[MAX_MATRICES];
     private final int[][] start;   // [matrix][thread]: first row of the thread's range; [threads] = rows
     private final int[][] quarter; // [matrix][thread]: panels in the range (a quarter of its rows)
+    private final float[][] sums;  // [thread]: SparseGemv.panel's four accumulators, summed in scalar code
     private int count;
     private boolean sparse;
     private float[] x, xe, xo;
@@ -38,6 +39,7 @@ final class DecodePass implements CpuPool.RangeTask {
         this.claims = new AtomicLongArray(threads * PAD);
         this.start = new int[MAX_MATRICES][threads + 1];
         this.quarter = new int[MAX_MATRICES][threads];
+        this.sums = new float[threads][4 * Lanes.N];
     }
 
     int threads() {
@@ -87,12 +89,12 @@ final class DecodePass implements CpuPool.RangeTask {
                 for (int r = start[m][t] + ROWS * quarter[m][t]; r < start[m][t + 1]; r++) row(m, r);
             }
             int i;
-            while ((i = claimFront(t)) >= 0) panel(t, i);
+            while ((i = claimFront(t)) >= 0) panel(t, i, thread);
         }
         for (int k = 1; k < threads; k++) {
             int u = (t0 + k) % threads;
             int i;
-            while ((i = claimBack(u)) >= 0) panel(u, i);
+            while ((i = claimBack(u)) >= 0) panel(u, i, thread);
         }
     }
 
@@ -107,7 +109,7 @@ final class DecodePass implements CpuPool.RangeTask {
     }
 
     /** Panel i of thread t's ranges, counted over its matrices in order. */
-    private void panel(int t, int i) {
+    private void panel(int t, int i, int thread) {
         int m = 0;
         while (i >= quarter[m][t]) {
             i -= quarter[m][t];
@@ -115,7 +117,7 @@ final class DecodePass implements CpuPool.RangeTask {
         }
         int r = start[m][t] + i, q = quarter[m][t];
         if (sparse) {
-            SparseGemv.panel((MaskedMatrix) w[m], x, y[m], yOff[m], bias[m], r, q);
+            SparseGemv.panel((MaskedMatrix) w[m], x, y[m], yOff[m], bias[m], r, q, sums[thread]);
         } else {
             DenseMatrix d = (DenseMatrix) w[m];
             Bf16Gemv.panel(d.data(), d.cols(), xe, xo, y[m], yOff[m], bias[m], r, q);

@@ -41,8 +41,13 @@ final class SparseGemv {
         return tokens == 1 && w instanceof MaskedMatrix && w.dtype() == DType.BF16 && (LANES == 8 || LANES == 16);
     }
 
-    /** y[yOff + r] for rows r, r + q, r + 2q, r + 3q at once: four value streams and four mask streams. */
-    static void panel(MaskedMatrix w, float[] x, float[] y, int yOff, float[] bias, int r, int q) {
+    /**
+     * y[yOff + r] for rows r, r + q, r + 2q, r + 3q at once: four value streams and four mask streams. buf: scratch of
+     * 4 {@link Lanes#N} floats for the four sums, added in scalar code (as {@code CpuMatmul.tile4x4} does): when one
+     * JVM runs both sparse formats (bench --compare), the type checks use up C2's node budget and a reduction taking
+     * vectors was called out of line with its vectors boxed (batch-1 decode at a third of its speed, measured).
+     */
+    static void panel(MaskedMatrix w, float[] x, float[] y, int yOff, float[] bias, int r, int q, float[] buf) {
         int r1 = r + q, r2 = r1 + q, r3 = r2 + q;
         MemorySegment vals = w.values();
         // A vector load reads LANES values from a row's position: it must not run past the last value.
@@ -81,11 +86,16 @@ final class SparseGemv {
                 if (bit(mask, m2, c)) t2 += value(vals, p2++) * x[c]; else t2 += 0f * x[c];
                 if (bit(mask, m3, c)) t3 += value(vals, p3++) * x[c]; else t3 += 0f * x[c];
             }
-            FloatVector s = Lanes.sum4(a0, a1, a2, a3);
-            y0 += s.lane(0) + t0;
-            y1 += s.lane(1) + t1;
-            y2 += s.lane(2) + t2;
-            y3 += s.lane(3) + t3;
+            int n = Lanes.N;
+            a0.intoArray(buf, 0);
+            a1.intoArray(buf, n);
+            a2.intoArray(buf, 2 * n);
+            a3.intoArray(buf, 3 * n);
+            Lanes.sums(buf, 4);
+            y0 += buf[0] + t0;
+            y1 += buf[1] + t1;
+            y2 += buf[2] + t2;
+            y3 += buf[3] + t3;
         }
         y[yOff + r] = y0;
         y[yOff + r1] = y1;

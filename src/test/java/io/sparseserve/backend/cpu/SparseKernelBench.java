@@ -63,21 +63,22 @@ public final class SparseKernelBench {
         Bf16Gemv.split(x, 0, cols, xe, xo);
         float[] y = new float[rows];
         Map<String, Runnable> variants = new LinkedHashMap<>();
+        float[] sums = new float[4 * Lanes.N];
         int q = rows / 4;
         variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
-        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q); });
+        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q, sums); });
         Nm24PlanesProbe planes = new Nm24PlanesProbe(nm);
         float[] x4 = new float[cols];
         Nm24PlanesProbe.split4(x, cols, x4);
         float[] yp = new float[rows], yc = new float[rows];
-        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, x, yc, 0, null, r, q); }
+        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, x, yc, 0, null, r, q, sums); }
         double err = 0;
         for (int r = 0; r < rows; r++) err = Math.max(err, Math.abs(yp[r] - yc[r]) / (1e-3 + Math.abs(yc[r])));
         System.out.println("nm24-planes max rel diff vs current: " + err);
         variants.put("bitmask-rows", () -> { for (int r = 0; r < rows; r++) SparseGemv.row(bm, x, y, 0, null, r); });
         variants.put("nm24-planes", () -> { for (int r = 0; r < q; r++) planes.panel(x4, y, r, q); });
         variants.put("nm24-planes-rows", () -> { for (int r = 0; r < rows; r++) y[r] = planes.row(x4, r); });
-        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q); });
+        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q, sums); });
         variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
         variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
