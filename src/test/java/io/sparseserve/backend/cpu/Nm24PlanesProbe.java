@@ -1,7 +1,6 @@
 package io.sparseserve.backend.cpu;
 
 import io.sparseserve.tensor.NmMatrix;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -12,50 +11,30 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Probe, not a product kernel (issue 11): 2:4 BF16 re-laid out as 64-column chunks of 16 value pairs (one int per
- * group of 4, the pair's first value in the low half) plus four 16-bit select planes (first value at column 1 / 2 of
- * its group, second at 2 / 3), 72 bytes per 64 columns (0.56x dense). x is split into four streams by column mod 4;
- * each chunk is one load, two widenings, four mask blends selecting x, two FMAs: no popcount, no variable offset, no
- * expand. Measured by {@link SparseKernelBench} (nm24-planes*).
- *
- * <p>Original note: BF16 re-laid out as 64-column chunks of 16 value pairs (one int per group) plus four 16-bit select planes. */
+ * Probe, not a product kernel (issue 11): 2:4 BF16 times one vector in the file's own layout, with no popcount, no
+ * variable offset and no expand. Per 64 columns (16 groups of 4): the 32 kept values are 16 ints (a group's pair, the
+ * first value in the low half); the mask's 64 bits give four 16-bit select masks by {@code Long.compress} (bit 0, 1, 2,
+ * 3 of every nibble). With x split by column mod 4 into x0..x3, the first value's input is x2, blended with x1 where
+ * bit 1 is set, then with x0 where bit 0 is set; the second's is x1, blended with x2 (bit 2), then x3 (bit 3): exactly
+ * two bits are set per group. Two FMAs per 64 columns. Measured by {@link SparseKernelBench} (nm24-planes*): one row
+ * at a time fast, four rows interleaved several times slower on a Zen 5 (see the README's sparse section).
+ * AVX-512 (16 float lanes) only, columns a multiple of 64, no tail.
+ */
 final class Nm24PlanesProbe {
-    static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
-    static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
-    static final ValueLayout.OfLong L64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final int CHUNK_BYTES = 72;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
+    private static final ValueLayout.OfLong L64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final long B0 = 0x1111111111111111L, B1 = B0 << 1, B2 = B0 << 2, B3 = B0 << 3;
 
-    final MemorySegment data;
-    final int rows, cols, chunks;
+    private final MemorySegment values, mask;
+    private final int cols, chunks;
 
     Nm24PlanesProbe(NmMatrix w) {
-        rows = w.rows();
+        if (w.n() != 2 || w.m() != 4 || w.cols() % 64 != 0) throw new IllegalArgumentException("2:4 with 64k columns only");
+        values = w.values();
+        mask = w.bitmask();
         cols = w.cols();
         chunks = cols / 64;
-        data = Arena.global().allocate((long) rows * chunks * CHUNK_BYTES, 64);
-        MemorySegment vals = w.values(), mask = w.bitmask();
-        ValueLayout.OfShort s16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        for (int r = 0; r < rows; r++) {
-            long p = w.valueIndex(r);
-            for (int c = 0; c < chunks; c++) {
-                long base = ((long) r * chunks + c) * CHUNK_BYTES;
-                long planes = 0;
-                for (int g = 0; g < 16; g++) {
-                    int col = c * 64 + g * 4;
-                    long bits = (mask.get(ValueLayout.JAVA_BYTE, (long) r * w.maskRowBytes() + (col >>> 3)) >>> (col & 7)) & 0xf;
-                    int i = Long.numberOfTrailingZeros(bits), j = 63 - Long.numberOfLeadingZeros(bits);
-                    short a = vals.get(s16, 2 * p), b = vals.get(s16, 2 * p + 2);
-                    p += 2;
-                    data.set(s16, base + 4L * g, a);
-                    data.set(s16, base + 4L * g + 2, b);
-                    if (i == 1) planes |= 1L << g;
-                    if (i == 2) planes |= 1L << (16 + g);
-                    if (j == 2) planes |= 1L << (32 + g);
-                    if (j == 3) planes |= 1L << (48 + g);
-                }
-                data.set(L64, base + 64, planes);
-            }
-        }
     }
 
     /** x split into four streams: x4[s * cols/4 + g] = x[4g + s]. */
@@ -64,58 +43,61 @@ final class Nm24PlanesProbe {
         for (int g = 0; g < n; g++) for (int s = 0; s < 4; s++) x4[s * n + g] = x[4 * g + s];
     }
 
+    /** Row r's product with x (split by {@link #split4}). A row's values take cols bytes, its mask cols / 8. */
+    float row(float[] x4, int r) {
+        int n = cols / 4;
+        long vo = (long) r * cols, mo = (long) r * cols / 8;
+        FloatVector a = FloatVector.zero(F), b = a;
+        for (int c = 0; c < chunks; c++) {
+            int g = c * 16;
+            long m = mask.get(L64, mo + 8L * c);
+            IntVector v = IntVector.fromMemorySegment(I, values, vo + 64L * c, ByteOrder.LITTLE_ENDIAN);
+            FloatVector x0 = FloatVector.fromArray(F, x4, g), x1 = FloatVector.fromArray(F, x4, n + g);
+            FloatVector x2 = FloatVector.fromArray(F, x4, 2 * n + g), x3 = FloatVector.fromArray(F, x4, 3 * n + g);
+            a = even(v).fma(x2.blend(x1, mask(m, B1)).blend(x0, mask(m, B0)), a);
+            b = odd(v).fma(x1.blend(x2, mask(m, B2)).blend(x3, mask(m, B3)), b);
+        }
+        return Lanes.sum(a.add(b));
+    }
+
+    /** Rows r, r + q, r + 2q, r + 3q interleaved: the arithmetic of {@link #row} for each. */
     void panel(float[] x4, float[] y, int r, int q) {
         int n = cols / 4;
-        long rowBytes = (long) chunks * CHUNK_BYTES, o = r * rowBytes, s = q * rowBytes;
+        long[] vo = new long[4], mo = new long[4];
+        for (int i = 0; i < 4; i++) {
+            vo[i] = (long) (r + i * q) * cols;
+            mo[i] = vo[i] / 8;
+        }
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int c = 0; c < chunks; c++) {
             int g = c * 16;
             FloatVector x0 = FloatVector.fromArray(F, x4, g), x1 = FloatVector.fromArray(F, x4, n + g);
             FloatVector x2 = FloatVector.fromArray(F, x4, 2 * n + g), x3 = FloatVector.fromArray(F, x4, 3 * n + g);
-            long off = o + (long) c * CHUNK_BYTES;
-            IntVector v = IntVector.fromMemorySegment(I, data, off, ByteOrder.LITTLE_ENDIAN);
-            long m = data.get(L64, off + 64);
-            a0 = even(v).fma(x0.blend(x1, VectorMask.fromLong(F, m)).blend(x2, VectorMask.fromLong(F, m >>> 16)), a0);
-            b0 = odd(v).fma(x1.blend(x2, VectorMask.fromLong(F, m >>> 32)).blend(x3, VectorMask.fromLong(F, m >>> 48)), b0);
-            off += s;
-            v = IntVector.fromMemorySegment(I, data, off, ByteOrder.LITTLE_ENDIAN);
-            m = data.get(L64, off + 64);
-            a1 = even(v).fma(x0.blend(x1, VectorMask.fromLong(F, m)).blend(x2, VectorMask.fromLong(F, m >>> 16)), a1);
-            b1 = odd(v).fma(x1.blend(x2, VectorMask.fromLong(F, m >>> 32)).blend(x3, VectorMask.fromLong(F, m >>> 48)), b1);
-            off += s;
-            v = IntVector.fromMemorySegment(I, data, off, ByteOrder.LITTLE_ENDIAN);
-            m = data.get(L64, off + 64);
-            a2 = even(v).fma(x0.blend(x1, VectorMask.fromLong(F, m)).blend(x2, VectorMask.fromLong(F, m >>> 16)), a2);
-            b2 = odd(v).fma(x1.blend(x2, VectorMask.fromLong(F, m >>> 32)).blend(x3, VectorMask.fromLong(F, m >>> 48)), b2);
-            off += s;
-            v = IntVector.fromMemorySegment(I, data, off, ByteOrder.LITTLE_ENDIAN);
-            m = data.get(L64, off + 64);
-            a3 = even(v).fma(x0.blend(x1, VectorMask.fromLong(F, m)).blend(x2, VectorMask.fromLong(F, m >>> 16)), a3);
-            b3 = odd(v).fma(x1.blend(x2, VectorMask.fromLong(F, m >>> 32)).blend(x3, VectorMask.fromLong(F, m >>> 48)), b3);
+            long m = mask.get(L64, mo[0] + 8L * c);
+            IntVector v = IntVector.fromMemorySegment(I, values, vo[0] + 64L * c, ByteOrder.LITTLE_ENDIAN);
+            a0 = even(v).fma(x2.blend(x1, mask(m, B1)).blend(x0, mask(m, B0)), a0);
+            b0 = odd(v).fma(x1.blend(x2, mask(m, B2)).blend(x3, mask(m, B3)), b0);
+            m = mask.get(L64, mo[1] + 8L * c);
+            v = IntVector.fromMemorySegment(I, values, vo[1] + 64L * c, ByteOrder.LITTLE_ENDIAN);
+            a1 = even(v).fma(x2.blend(x1, mask(m, B1)).blend(x0, mask(m, B0)), a1);
+            b1 = odd(v).fma(x1.blend(x2, mask(m, B2)).blend(x3, mask(m, B3)), b1);
+            m = mask.get(L64, mo[2] + 8L * c);
+            v = IntVector.fromMemorySegment(I, values, vo[2] + 64L * c, ByteOrder.LITTLE_ENDIAN);
+            a2 = even(v).fma(x2.blend(x1, mask(m, B1)).blend(x0, mask(m, B0)), a2);
+            b2 = odd(v).fma(x1.blend(x2, mask(m, B2)).blend(x3, mask(m, B3)), b2);
+            m = mask.get(L64, mo[3] + 8L * c);
+            v = IntVector.fromMemorySegment(I, values, vo[3] + 64L * c, ByteOrder.LITTLE_ENDIAN);
+            a3 = even(v).fma(x2.blend(x1, mask(m, B1)).blend(x0, mask(m, B0)), a3);
+            b3 = odd(v).fma(x1.blend(x2, mask(m, B2)).blend(x3, mask(m, B3)), b3);
         }
-        FloatVector sums = Lanes.sum4(a0.add(b0), a1.add(b1), a2.add(b2), a3.add(b3));
-        y[r] = sums.lane(0);
-        y[r + q] = sums.lane(1);
-        y[r + 2 * q] = sums.lane(2);
-        y[r + 3 * q] = sums.lane(3);
+        y[r] = Lanes.sum(a0.add(b0));
+        y[r + q] = Lanes.sum(a1.add(b1));
+        y[r + 2 * q] = Lanes.sum(a2.add(b2));
+        y[r + 3 * q] = Lanes.sum(a3.add(b3));
     }
 
-    /** One row at a time: the same arithmetic as {@link #panel} for row r. */
-    float row(float[] x4, int r) {
-        int n = cols / 4;
-        long o = (long) r * chunks * CHUNK_BYTES;
-        FloatVector a = FloatVector.zero(F), b = a;
-        for (int c = 0; c < chunks; c++) {
-            int g = c * 16;
-            FloatVector x0 = FloatVector.fromArray(F, x4, g), x1 = FloatVector.fromArray(F, x4, n + g);
-            FloatVector x2 = FloatVector.fromArray(F, x4, 2 * n + g), x3 = FloatVector.fromArray(F, x4, 3 * n + g);
-            long off = o + (long) c * CHUNK_BYTES;
-            IntVector v = IntVector.fromMemorySegment(I, data, off, ByteOrder.LITTLE_ENDIAN);
-            long m = data.get(L64, off + 64);
-            a = even(v).fma(x0.blend(x1, VectorMask.fromLong(F, m)).blend(x2, VectorMask.fromLong(F, m >>> 16)), a);
-            b = odd(v).fma(x1.blend(x2, VectorMask.fromLong(F, m >>> 32)).blend(x3, VectorMask.fromLong(F, m >>> 48)), b);
-        }
-        return Lanes.sum(a.add(b));
+    private static VectorMask<Float> mask(long m, long bits) {
+        return VectorMask.fromLong(F, Long.compress(m, bits));
     }
 
     private static FloatVector even(IntVector v) {

@@ -28,12 +28,13 @@ import java.util.SplittableRandom;
  * </pre>
  *
  * <p>Measure one sparse format per JVM ({@code -Donly=nm24} or {@code -Donly=bitmask}): a kernel that sees both
- * {@code BitmaskMatrix} and {@code NmMatrix} gets code several times slower for both (2026-12-02, AMD EPYC with
- * AVX-512 VP2INTERSECT, [2048, 768]: nm24-current 1.27 ns alone, 4.3-4.9 ns beside bitmask-current), which no single
- * served model does. The same holds for the matmul-* rows, whose call sites see all three matrix classes.
- * nm24-planes-rows ({@link Nm24PlanesProbe}) measured 0.83 ns against nm24-current's 1.27 and dense's 0.57 in cache,
- * and 0.93 against 1.33 and dense's 1.05 streaming from memory ([65536, 768]); the 4-row interleaved form of the
- * same arithmetic (nm24-planes) 2.2 ns.
+ * {@code BitmaskMatrix} and {@code NmMatrix} gets slower code for both (2026-12-02, Zen 5 EPYC, [2048, 768]:
+ * nm24-current 1.27-1.47 ns alone, 2.2 ns beside bitmask-current; 4.3-4.9 ns before the decode panel summed in scalar
+ * code), which no single served model does. The matmul-* rows' call sites see all three matrix classes; there, with
+ * both formats: batch 16 1.25x dense per token, 256 tokens 1.95-1.99x (before the tiles summed in scalar code: 0.2x).
+ * nm24-planes-rows ({@link Nm24PlanesProbe}, 2:4 by mask blends) measured 1.12 ns against nm24-current's 1.47 and
+ * dense's 0.71 in cache, and 1.37 against 2.25 and dense's 1.48 streaming from memory ([65536, 768]); the 4-row
+ * interleaved form of the same arithmetic (nm24-planes) 4.8 ns.
  */
 public final class SparseKernelBench {
     private SparseKernelBench() {}
