@@ -43,17 +43,19 @@ class DecodeAllocationTest {
     }
 
     /**
-     * Steps of 16 prompt tokens (CpuMatmul's 4x4 tiles over decoded sparse panels) and decode steps, over a 50%
-     * bitmask model and a 2:4 model in one JVM, as bench --compare runs them: nothing allocated once compiled. Before
-     * the tiles and the sparse decode panel summed their accumulators in scalar code, C2 ran out of its node budget in
-     * them and called the vector reduction out of line with boxed vectors (measured on a Zen 5 EPYC: 2:4 prefill at
-     * 0.22x dense, batch-1 decode at 0.3x with both formats loaded).
+     * Steps of 14 prompt tokens (4x4 tiles and single-token tiles over decoded panels; BF16's 2x4 and 2x2 tiles) and
+     * decode steps, over a dense BF16 model, an F16 OPT and a 50% bitmask and a 2:4 model in one JVM, as bench
+     * --compare runs several: nothing allocated once compiled. Before the tiles and the sparse decode panel summed
+     * their accumulators in scalar code, C2 ran out of its node budget in them and called the vector reduction out of
+     * line with boxed vectors (measured on a Zen 5 EPYC: 2:4 prefill at 0.22x dense, batch-1 decode at 0.3x with both
+     * sparse formats loaded; 580 MB per round here).
      */
     @Test
-    void batchedStepsOverBothSparseFormatsAllocateNothingOnceCompiled() {
+    void batchedStepsOverEveryFormatAllocateNothingOnceCompiled() {
         Path bitmask = prune("bitmask", "--sparsity", "0.5"), twoFour = prune("two-four", "--pattern", "2:4");
-        try (Model a = Model.load(bitmask); Model b = Model.load(twoFour)) {
-            assertEquals(0, allocatedPerRoundOnceCompiled(new Model[] {a, b}), "bytes allocated per round of steps");
+        try (Model dense = Model.load(TestData.bundledModel()); Model opt = Model.load(TestData.fixture(TestData.TINY_OPT));
+             Model a = Model.load(bitmask); Model b = Model.load(twoFour)) {
+            assertEquals(0, allocatedPerRoundOnceCompiled(new Model[] {dense, opt, a, b}), "bytes allocated per round of steps");
         }
     }
 
@@ -67,20 +69,21 @@ class DecodeAllocationTest {
         return out;
     }
 
-    /** Per model and round: one step of 16 prompt tokens, then 8 decode steps; rounds until one allocates nothing. */
+    /** Per model and round: one step of 14 prompt tokens, then 8 decode steps; rounds until one allocates nothing. */
     private static long allocatedPerRoundOnceCompiled(Model[] models) {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuPool pool = new CpuPool(2);
-        int prompt = 16, steps = prompt + 8;
+        int prompt = 14, steps = prompt + 8, vocab = 0;
         CpuModelRunner[] runners = new CpuModelRunner[models.length];
         BlockTable[] tables = new BlockTable[models.length];
         for (int i = 0; i < models.length; i++) {
             runners[i] = new CpuModelRunner(models[i], RunnerConfig.forSequence(prompt, steps), pool, KvDtype.F32);
             tables[i] = new BlockTable(new KvBlockAllocator(runners[i].kvBlocks()), runners[i].blockSize());
             tables[i].ensure(steps);
+            vocab = Math.max(vocab, models[i].config().vocab());
         }
         Step b = new Step(prompt, 1);
-        float[] logits = new float[models[0].config().vocab()];
+        float[] logits = new float[vocab];
         int[] argmax = new int[1];
         int[] ids = new int[steps];
         for (int i = 0; i < steps; i++) ids[i] = 1 + i;
