@@ -78,6 +78,9 @@ public final class SparseKernelBench {
         System.out.println("nm24-planes max rel diff vs current: " + err);
         variants.put("bitmask-rows", () -> { for (int r = 0; r < rows; r++) SparseGemv.row(bm, x, y, 0, null, r); });
         variants.put("nm24-planes", () -> { for (int r = 0; r < q; r++) planes.panel(x4, y, r, q); });
+        float[] x4t = new float[4 * cols], y4 = new float[4 * rows];
+        for (int t = 0; t < 4; t++) { float[] part = new float[cols]; Nm24PlanesProbe.split4(x, cols, part); System.arraycopy(part, 0, x4t, t * cols, cols); }
+        variants.put("nm24-planes-t4", () -> { for (int r = 0; r < rows; r++) planes.tile4(x4t, r, y4, rows); });
         variants.put("nm24-planes-rows", () -> { for (int r = 0; r < rows; r++) y[r] = planes.row(x4, r); });
         variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q, sums); });
         variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
