@@ -92,7 +92,7 @@ public final class SparseKernelBench {
         variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
         // The whole product through CpuMatmul on one thread, at batch sizes: decode (1), batched decode, prefill.
         CpuMatmul mm = new CpuMatmul(new CpuPool(1));
-        for (int tokens : new int[] {1, 16, 256}) {
+        for (int tokens : new int[] {1, 16, 64, 256}) {
             float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
             for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
             variants.put("matmul-dense-t" + tokens, () -> mm.matmul(dense, xs, 0, tokens, ys, 0, null));
