@@ -651,12 +651,7 @@ public final class Engine implements AutoCloseable {
                 break;
             }
         }
-        if (!othersPrefilling) return false;
-        int cap = config.maxRunningPerClient();
-        for (Sequence s : waiting) {
-            if (s.client.prefilling == 0 && (cap <= 0 || s.client.running < cap)) return true;
-        }
-        return false;
+        return othersPrefilling && nextFair(true) != null;
     }
 
     /**
