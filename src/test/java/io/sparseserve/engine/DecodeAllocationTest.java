@@ -28,11 +28,7 @@ class DecodeAllocationTest {
 
     @Test
     void decodeStepsAllocateNothingOnceCompiled() {
-        Path sparse = tmp.resolve("sparse");
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.run(new PrintWriter(out, true), new PrintWriter(err, true), "prune", "--model",
-                TestData.bundledModel().toString(), "--out", sparse.toString(), "--method", "magnitude", "--sparsity", "0.5");
-        assertEquals(0, code, err.toString());
+        Path sparse = prune("sparse", "--sparsity", "0.5");
         for (Path dir : new Path[] {TestData.bundledModel(), TestData.fixture(TestData.TINY_OPT), sparse}) {
             try (Model m = Model.load(dir)) {
                 assertEquals(0, allocatedPerStepOnceCompiled(m, KvDtype.F32), dir + ": bytes allocated per decode step");
@@ -48,7 +44,7 @@ class DecodeAllocationTest {
      * --compare runs several: nothing allocated once compiled. Before the tiles and the sparse decode panel summed
      * their accumulators in scalar code, C2 ran out of its node budget in them and called the vector reduction out of
      * line with boxed vectors (measured on a Zen 5 EPYC: 2:4 prefill at 0.22x dense, batch-1 decode at 0.3x with both
-     * sparse formats loaded; 580 MB per round here).
+     * sparse formats loaded; 511 MB per round here).
      */
     @Test
     void batchedStepsOverEveryFormatAllocateNothingOnceCompiled() {
@@ -69,9 +65,8 @@ class DecodeAllocationTest {
         return out;
     }
 
-    /** Per model and round: one step of 14 prompt tokens, then 8 decode steps; rounds until one allocates nothing. */
+    /** Bytes allocated per round once compiled ({@link #onceCompiled}); a round, per model: 14 prompt tokens, 8 decodes. */
     private static long allocatedPerRoundOnceCompiled(Model[] models) {
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuPool pool = new CpuPool(2);
         int prompt = 14, steps = prompt + 8, vocab = 0;
         CpuModelRunner[] runners = new CpuModelRunner[models.length];
@@ -87,10 +82,7 @@ class DecodeAllocationTest {
         int[] argmax = new int[1];
         int[] ids = new int[steps];
         for (int i = 0; i < steps; i++) ids[i] = 1 + i;
-        long perRound = Long.MAX_VALUE;
-        for (int round = 0; round < 300 && perRound != 0; round++) {
-            long[] tids = poolAndCaller();
-            long[] before = threads.getThreadAllocatedBytes(tids);
+        long perRound = onceCompiled(1, () -> {
             for (int i = 0; i < models.length; i++) {
                 b.clear();
                 b.add(ids, 0, prompt, 0, tables[i].blocks(), tables[i].blockCount(), Step.Output.LAST_LOGITS);
@@ -101,11 +93,7 @@ class DecodeAllocationTest {
                     runners[i].forward(b, logits, argmax);
                 }
             }
-            long[] after = threads.getThreadAllocatedBytes(tids);
-            long sum = 0;
-            for (int i = 0; i < tids.length; i++) sum += after[i] - before[i];
-            perRound = Math.max(0, sum - 16 - 8L * tids.length);
-        }
+        });
         for (int i = 0; i < models.length; i++) {
             tables[i].release();
             runners[i].close();
@@ -113,9 +101,8 @@ class DecodeAllocationTest {
         return perRound;
     }
 
-    /** Runs rounds of decode steps until one allocates nothing (the interpreter boxes vectors), at most 300. */
+    /** Bytes allocated per decode step once compiled ({@link #onceCompiled}). */
     private static long allocatedPerStepOnceCompiled(Model m, KvDtype dtype) {
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         CpuPool pool = new CpuPool(2);
         int steps = Math.min(32, m.config().maxPositions());
         CpuModelRunner runner = new CpuModelRunner(m, RunnerConfig.forSequence(1, steps), pool, dtype);
@@ -125,25 +112,37 @@ class DecodeAllocationTest {
         float[] logits = new float[m.config().vocab()];
         int[] argmax = new int[1];
         int[] ids = new int[steps];
-        long perStep = Long.MAX_VALUE;
-        for (int round = 0; round < 300 && perStep != 0; round++) {
-            long[] tids = poolAndCaller();
-            long[] before = threads.getThreadAllocatedBytes(tids);
+        long perStep = onceCompiled(steps, () -> {
             for (int p = 0; p < steps; p++) {
                 b.clear();
                 // Both outputs the engine asks for: the logits row, and the argmax alone (greedy rows).
                 b.add(ids, p, 1, p, table.blocks(), table.blockCount(), p % 2 == 0 ? Step.Output.LAST_LOGITS : Step.Output.LAST_ARGMAX);
                 runner.forward(b, logits, argmax);
             }
-            long[] after = threads.getThreadAllocatedBytes(tids);
-            long sum = 0;
-            for (int i = 0; i < tids.length; i++) sum += after[i] - before[i];
-            // Measuring allocates one result array on this thread (16 + 8n bytes), perhaps counted.
-            perStep = Math.max(0, sum - 16 - 8L * tids.length) / steps;
-        }
+        });
         table.release();
         runner.close();
         return perStep;
+    }
+
+    /**
+     * Runs {@code round} until one allocates nothing (the interpreter boxes vectors), at most 300 times; returns the
+     * bytes the last one allocated on this thread and the pool's workers, divided by {@code per}.
+     */
+    private static long onceCompiled(int per, Runnable round) {
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long bytes = Long.MAX_VALUE;
+        for (int i = 0; i < 300 && bytes != 0; i++) {
+            long[] tids = poolAndCaller();
+            long[] before = threads.getThreadAllocatedBytes(tids);
+            round.run();
+            long[] after = threads.getThreadAllocatedBytes(tids);
+            long sum = 0;
+            for (int t = 0; t < tids.length; t++) sum += after[t] - before[t];
+            // Measuring allocates one result array on this thread (16 + 8n bytes), perhaps counted.
+            bytes = Math.max(0, sum - 16 - 8L * tids.length) / per;
+        }
+        return bytes;
     }
 
     /** This thread and every pool worker ("sparse-serve-cpu-N"). */
