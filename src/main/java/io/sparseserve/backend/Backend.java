@@ -25,6 +25,22 @@ public interface Backend {
         for (int i = 0; i < count; i++) matmul(ws[i], x, 0, tokens, ys[i], 0, biases[i]);
     }
 
+    /**
+     * {@link #matmul(WeightMatrix, float[], int, int, float[], int, float[])} where the token rows listed in
+     * promptRows[0, promptCount) are prompt tokens ({@link Step}): a backend may compute those with other arithmetic
+     * (the CPU's zero-skipping prompt kernel over sparse weights), the same for each such row whatever the others.
+     */
+    default void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
+                        int[] promptRows, int promptCount) {
+        matmul(w, x, xOff, tokens, y, yOff, bias);
+    }
+
+    /** The pass of {@link #matmul(WeightMatrix[], int, float[], int, float[][], float[][])} with prompt rows. */
+    default void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases,
+                        int[] promptRows, int promptCount) {
+        matmul(ws, count, x, tokens, ys, biases);
+    }
+
     void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps);
 
     void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps);

@@ -13,6 +13,14 @@ package io.sparseserve.backend;
  * {@code blockTable(s)[p / blockSize]}, and {@code blockCount(s)} entries of that table are valid. The table covers
  * every position up to the sequence's last token of this step; the positions before the step's first token are
  * already in the cache (written by earlier steps).
+ *
+ * <p>Prompt tokens: a sequence may say where its prompt ends ({@code promptEnd}): its tokens at positions before
+ * that are prompt tokens, the rest generated tokens. A runner may compute prompt tokens with other arithmetic than
+ * generated ones (the CPU runs prompt tokens over sparse weights on a kernel that skips the zeros' work, and
+ * generated tokens on the decode kernels, whose results do not depend on the batch), as long as each kind's result
+ * depends only on the token's own inputs: so a sequence's tokens are the same alone or batched, prefilled in one
+ * step or in chunks, and after a preemption recomputes its generated tokens. Without a prompt end, every token
+ * counts as generated.
  */
 public final class Step {
     /** What a sequence wants back from a step. */
@@ -38,6 +46,7 @@ public final class Step {
     private final Output[] seqOutput;
     private final int[][] tables;
     private final int[] tableBlocks;
+    private final int[] promptEnd;
     private int tokens;
     private int seqs;
 
@@ -53,6 +62,7 @@ public final class Step {
         seqOutput = new Output[maxSeqs];
         tables = new int[maxSeqs][];
         tableBlocks = new int[maxSeqs];
+        promptEnd = new int[maxSeqs];
     }
 
     public void clear() {
@@ -66,6 +76,15 @@ public final class Step {
      * not copied, and must cover startPos + count positions: the caller checks that against its block size).
      */
     public void add(int[] ids, int from, int count, int startPos, int[] blockTable, int blocks, Output output) {
+        add(ids, from, count, startPos, blockTable, blocks, output, 0);
+    }
+
+    /**
+     * {@link #add(int[], int, int, int, int[], int, Output)} for a sequence whose positions before promptEnd are its
+     * prompt (see the class comment; {@code Integer.MAX_VALUE}: every token of the step is a prompt token).
+     */
+    public void add(int[] ids, int from, int count, int startPos, int[] blockTable, int blocks, Output output,
+                    int promptEnd) {
         if (count <= 0) throw new IllegalArgumentException("a sequence adds at least one token");
         if (tokens + count > maxTokens || seqs == maxSeqs) {
             throw new IllegalStateException("step full: " + tokens + "+" + count + " tokens, " + seqs + " sequences");
@@ -74,6 +93,7 @@ public final class Step {
         seqStart[seqs] = tokens;
         seqCount[seqs] = count;
         seqOutput[seqs] = output;
+        this.promptEnd[seqs] = promptEnd;
         tables[seqs] = blockTable;
         tableBlocks[seqs] = blocks;
         for (int i = 0; i < count; i++) {
@@ -163,6 +183,20 @@ public final class Step {
                 }
             }
         }
+    }
+
+    /** Where sequence s's prompt ends: its tokens at positions before this are prompt tokens. */
+    public int promptEnd(int s) {
+        return promptEnd[s];
+    }
+
+    /** Writes the indices of the step's prompt tokens, in order, into rows; returns how many. Allocates nothing. */
+    public int promptRows(int[] rows) {
+        int n = 0;
+        for (int t = 0; t < tokens; t++) {
+            if (positions[t] < promptEnd[tokenSeq[t]]) rows[n++] = t;
+        }
+        return n;
     }
 
     /** The step's last token of sequence s. */

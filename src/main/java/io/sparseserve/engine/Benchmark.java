@@ -88,7 +88,7 @@ public final class Benchmark implements AutoCloseable {
             tables[s] = new BlockTable(blocks, runner.blockSize());
             tables[s].ensure(context);
             for (int i = 0; i < context; i++) ids[s][i] = rnd.nextInt(c.vocab());
-            b.add(ids[s], 0, prompt, 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+            b.add(ids[s], 0, prompt, 0, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS, prompt);
         }
         runner.forward(b, logits, null);
         long t0 = 0;
@@ -96,7 +96,8 @@ public final class Benchmark implements AutoCloseable {
             if (step == warmup) t0 = System.nanoTime();
             b.clear();
             for (int s = 0; s < batch; s++) {
-                b.add(ids[s], prompt + step, 1, prompt + step, tables[s].blocks(), tables[s].blockCount(), Step.Output.LAST_LOGITS);
+                b.add(ids[s], prompt + step, 1, prompt + step, tables[s].blocks(), tables[s].blockCount(),
+                        Step.Output.LAST_LOGITS, prompt);
             }
             runner.forward(b, logits, null);
         }
@@ -118,7 +119,7 @@ public final class Benchmark implements AutoCloseable {
         double best = Double.MAX_VALUE;
         for (int r = 0; r < repeats; r++) {
             b.clear();
-            b.add(ids, 0, tokens, 0, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS);
+            b.add(ids, 0, tokens, 0, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS, tokens);
             long t0 = System.nanoTime();
             runner.forward(b, logits, null);
             best = Math.min(best, (System.nanoTime() - t0) / 1e9);

@@ -698,8 +698,10 @@ public final class Engine implements AutoCloseable {
         // A greedy row that nothing else reads the logits of (or a prompt chunk that is not the last, whose output
         // is thrown away) asks for the argmax only: a GPU then copies back one int instead of a vocabulary row.
         boolean argmaxOnly = s.computed + count < s.length || s.argmaxSuffices();
+        // Its prompt's positions are prompt tokens (a runner may compute those on a zero-skipping kernel); generated
+        // ones, recomputed after a preemption too, keep the decode arithmetic, so recomputing changes nothing.
         batch.add(s.tokens, s.computed, count, s.computed, s.table.blocks(), s.table.blockCount(),
-                argmaxOnly ? Step.Output.LAST_ARGMAX : Step.Output.LAST_LOGITS);
+                argmaxOnly ? Step.Output.LAST_ARGMAX : Step.Output.LAST_LOGITS, s.promptLength);
         stepSeqs[n] = s;
         stepCounts[n] = count;
         return n + 1;

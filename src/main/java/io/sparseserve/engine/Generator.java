@@ -85,7 +85,8 @@ public final class Generator {
 
         for (int from = 0; from < promptIds.length; from += chunk) {
             batch.clear();
-            batch.add(seq, from, Math.min(chunk, promptIds.length - from), from, table.blocks(), table.blockCount(), output);
+            batch.add(seq, from, Math.min(chunk, promptIds.length - from), from, table.blocks(), table.blockCount(), output,
+                    promptIds.length);
             runner.forward(batch, logits, argmax);
         }
         Sampler sampler = new Sampler(params, c.vocab());
@@ -108,7 +109,7 @@ public final class Generator {
             if (!silent) emit(detok.add(next), text, onText);
             if (generated == maxNewTokens) break;
             batch.clear();
-            batch.add(seq, pos, 1, pos, table.blocks(), table.blockCount(), output);
+            batch.add(seq, pos, 1, pos, table.blocks(), table.blockCount(), output, promptIds.length);
             runner.forward(batch, logits, argmax);
         }
         emit(detok.flush(), text, onText);

@@ -55,8 +55,9 @@ public final class Perplexity {
                 batch.clear();
                 for (int i = 0; i < count; i++) {
                     tables[i].ensure(seqLen);
+                    // Every token is given text, a prompt token (Step): over sparse weights, the prompt kernel.
                     batch.add(ids, (w0 + i) * seqLen, seqLen, 0, tables[i].blocks(), tables[i].blockCount(),
-                            Step.Output.ALL_LOGITS);
+                            Step.Output.ALL_LOGITS, Integer.MAX_VALUE);
                 }
                 runner.forward(batch, logits, null);
                 for (int i = 0; i < count; i++) {

@@ -35,7 +35,49 @@ class BatchingInvarianceTest {
         }
     }
 
-    private static void prune(java.nio.file.Path out, String... args) {
+    /**
+     * Prompt tokens may run on other arithmetic than generated ones (Step's prompt end; over sparse weights, the prompt
+     * kernel): a sequence recomputed in one step from its prompt and the tokens it generated (as after a preemption)
+     * gets the logits it got decoding them one at a time, bit for bit; and so does a prompt prefilled in chunks.
+     */
+    @Test
+    void recomputedGeneratedTokensGiveTheDecodedLogits() {
+        java.nio.file.Path sparse = tmp.resolve("recompute");
+        prune(sparse, "--sparsity", "0.6", "--format", "sparse");
+        try (Model m = Model.load(sparse)) {
+            int vocab = m.config().vocab(), prompt = 13, generated = 6, total = prompt + generated;
+            int[] ids = new SplittableRandom(9).ints(total, 0, vocab).toArray();
+            float[] decoded = steps(m, ids, prompt, new int[] {prompt, 1, 1, 1, 1, 1, 1});
+            float[] recomputed = steps(m, ids, prompt, new int[] {total});
+            float[] chunked = steps(m, ids, prompt, new int[] {5, 8, 1, 1, 1, 1, 1, 1});
+            for (int i = 0; i < vocab; i++) {
+                assertEquals(Float.floatToRawIntBits(decoded[i]), Float.floatToRawIntBits(recomputed[i]), "recomputed, logit " + i);
+                assertEquals(Float.floatToRawIntBits(decoded[i]), Float.floatToRawIntBits(chunked[i]), "chunked, logit " + i);
+            }
+        }
+    }
+
+    /** One sequence run in steps of the given token counts, its prompt ending at promptEnd; the last step's logits. */
+    private static float[] steps(Model m, int[] ids, int promptEnd, int[] counts) {
+        int[][] spec = {{0, ids.length}};
+        try (ModelRunner runner = ModelRunners.cpu().open(m, config(spec))) {
+            KvBlockAllocator blocks = new KvBlockAllocator(runner.kvBlocks());
+            BlockTable table = new BlockTable(blocks, runner.blockSize());
+            table.ensure(ids.length);
+            Step b = new Step(ids.length, 1);
+            float[] logits = new float[m.config().vocab()];
+            int pos = 0;
+            for (int count : counts) {
+                b.clear();
+                b.add(ids, pos, count, pos, table.blocks(), table.blockCount(), Step.Output.LAST_LOGITS, promptEnd);
+                runner.forward(b, logits, null);
+                pos += count;
+            }
+            return logits;
+        }
+    }
+
+    static void prune(java.nio.file.Path out, String... args) {
         var err = new java.io.StringWriter();
         String[] all = java.util.stream.Stream.concat(java.util.stream.Stream.of("prune", "--model",
                 TestData.bundledModel().toString(), "--out", out.toString(), "--method", "magnitude"),

@@ -38,6 +38,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
+                       int[] promptRows, int promptCount) {
+        matmul.matmul(w, x, xOff, tokens, y, yOff, bias, promptRows, promptCount);
+    }
+
+    @Override
+    public void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases,
+                       int[] promptRows, int promptCount) {
+        matmul.matmul(ws, count, x, tokens, ys, biases, promptRows, promptCount);
+    }
+
+    @Override
     public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
         kernels.rmsNorm(x, out, tokens, dim, weight, eps);
     }

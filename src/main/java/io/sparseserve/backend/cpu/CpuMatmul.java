@@ -1,7 +1,10 @@
 package io.sparseserve.backend.cpu;
 
 import io.sparseserve.tensor.DenseMatrix;
+import io.sparseserve.tensor.MaskedMatrix;
 import io.sparseserve.tensor.WeightMatrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -13,6 +16,9 @@ import jdk.incubator.vector.VectorSpecies;
  * dimension in blocks of at most {@link #K_BLOCK} columns: the panel is decoded from its storage format into a
  * float32 scratch buffer that stays in L1 and is reused by every token, while the block of activations
  * (T x K_BLOCK floats) stays in L2. The micro-kernel keeps a 4 x 4 tile of dot products in 16 vector registers.
+ *
+ * <p>Prompt tokens over compressed sparse weights take {@link SparsePrompt} instead (only the kept values' work),
+ * when the caller lists them; the other tokens of the product keep the arithmetic above.
  */
 public final class CpuMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -31,12 +37,24 @@ public final class CpuMatmul {
     private final WeightMatrix[] one = new WeightMatrix[1];
     private final float[][] oneY = new float[1][], oneBias = new float[1][];
     private final int[] oneYOff = new int[1];
+    // Prompt tokens over sparse weights: the transposed tokens (64-byte aligned: a vector load that straddles two
+    // cache lines measured 1.5x slower) and the generated tokens of a mixed product, gathered.
+    private MemorySegment xt = MemorySegment.NULL;
+    private float[] gx = new float[0], gy = new float[0];
+    private int[] otherRows = new int[0];
+    private final PromptRows promptTask;
+    private final Transpose transposeTask = new Transpose();
+    // One prompt product as a pass of one (not one[]: the products of its other rows use that).
+    private final WeightMatrix[] promptW = new WeightMatrix[1];
+    private final float[][] promptY = new float[1][], promptBias = new float[1][];
+    private final int[] promptYOff = new int[1];
 
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
         this.tileSums = new float[pool.threads()][PANEL * TILE_T * Lanes.N];
         this.decode = new DecodePass(pool.threads());
+        this.promptTask = new PromptRows(pool.threads());
     }
 
     /**
@@ -65,6 +83,137 @@ public final class CpuMatmul {
             return;
         }
         pool.parallelFor(rows, PANEL, rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
+    }
+
+    /**
+     * {@link #matmul(WeightMatrix, float[], int, int, float[], int, float[])} where the token rows promptRows[0,
+     * promptCount) (ascending) are prompt tokens: over compressed sparse weights those run on {@link SparsePrompt},
+     * the others as without the list.
+     */
+    public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
+                       int[] promptRows, int promptCount) {
+        if (promptCount == 0 || !(w instanceof MaskedMatrix)) {
+            matmul(w, x, xOff, tokens, y, yOff, bias);
+            return;
+        }
+        promptW[0] = w;
+        promptY[0] = y;
+        promptYOff[0] = yOff;
+        promptBias[0] = bias;
+        prompt(promptW, 1, x, xOff, tokens, promptY, promptYOff, promptBias, promptRows, promptCount);
+    }
+
+    /** The pass of several matrices with prompt rows: over sparse matrices the prompt rows transposed once for all. */
+    public void matmul(WeightMatrix[] ws, int count, float[] x, int tokens, float[][] ys, float[][] biases,
+                       int[] promptRows, int promptCount) {
+        boolean sparse = true;
+        for (int m = 0; m < count; m++) sparse &= ws[m] instanceof MaskedMatrix;
+        if (promptCount == 0) {
+            matmul(ws, count, x, tokens, ys, biases);
+        } else if (sparse) {
+            prompt(ws, count, x, 0, tokens, ys, null, biases, promptRows, promptCount);
+        } else {
+            for (int m = 0; m < count; m++) matmul(ws[m], x, 0, tokens, ys[m], 0, biases[m], promptRows, promptCount);
+        }
+    }
+
+    /** Sparse matrices of one width and input: the prompt rows on {@link SparsePrompt}, the others gathered. */
+    private void prompt(WeightMatrix[] ws, int count, float[] x, int xOff, int tokens, float[][] ys, int[] yOffs,
+                        float[][] biases, int[] promptRows, int promptCount) {
+        int cols = ws[0].cols(), others = tokens - promptCount;
+        if (others > 0) {
+            // The generated tokens keep the decode arithmetic: gathered into contiguous rows and scattered back.
+            if (otherRows.length < others) otherRows = new int[others];
+            if (gx.length < others * cols) gx = new float[others * cols];
+            for (int t = 0, p = 0, o = 0; t < tokens; t++) {
+                if (p < promptCount && promptRows[p] == t) {
+                    p++;
+                    continue;
+                }
+                otherRows[o] = t;
+                System.arraycopy(x, xOff + t * cols, gx, o++ * cols, cols);
+            }
+            for (int m = 0; m < count; m++) {
+                int rows = ws[m].rows(), yOff = yOffs == null ? 0 : yOffs[m];
+                if (gy.length < others * rows) gy = new float[others * rows];
+                matmul(ws[m], gx, 0, others, gy, 0, biases[m]);
+                for (int o = 0; o < others; o++) System.arraycopy(gy, o * rows, ys[m], yOff + otherRows[o] * rows, rows);
+            }
+        }
+        long bytes = 4L * SparsePrompt.transposedSize(promptCount, cols);
+        if (xt.byteSize() < bytes) xt = Arena.ofAuto().allocate(bytes, 64);
+        pool.parallelFor(cols, 8, transposeTask.set(x, xOff, promptRows, promptCount, cols, xt));
+        for (int m = 0; m < count; m++) {
+            MaskedMatrix w = (MaskedMatrix) ws[m];
+            pool.parallelFor(w.rows(), SparsePrompt.PANEL_ROWS, promptTask.set(w, xt, promptCount, promptRows, ys[m],
+                    yOffs == null ? 0 : yOffs[m], biases[m]));
+        }
+    }
+
+    /** Columns [c0, c1) of the prompt rows' transposition ({@link SparsePrompt#transpose}). */
+    private static final class Transpose implements CpuPool.RangeTask {
+        private float[] x;
+        private int xOff, n, cols;
+        private int[] rows;
+        private MemorySegment xt;
+
+        Transpose set(float[] x, int xOff, int[] rows, int n, int cols, MemorySegment xt) {
+            this.x = x;
+            this.xOff = xOff;
+            this.rows = rows;
+            this.n = n;
+            this.cols = cols;
+            this.xt = xt;
+            return this;
+        }
+
+        @Override
+        public void run(int c0, int c1, int thread) {
+            SparsePrompt.transpose(x, xOff, rows, n, cols, xt, c0, c1);
+        }
+    }
+
+    /** The output rows [r0, r1) of one prompt product ({@link SparsePrompt#rows}), with per-thread scratch. */
+    private static final class PromptRows implements CpuPool.RangeTask {
+        private final int[][] idx, starts;
+        private final float[][] val, st;
+        private MaskedMatrix w;
+        private MemorySegment xt;
+        private int n, yOff;
+        private int[] tokenRows;
+        private float[] y, bias;
+
+        PromptRows(int threads) {
+            idx = new int[threads][0];
+            starts = new int[threads][0];
+            val = new float[threads][0];
+            st = new float[threads][SparsePrompt.STATE];
+        }
+
+        PromptRows set(MaskedMatrix w, MemorySegment xt, int n, int[] tokenRows, float[] y, int yOff, float[] bias) {
+            int cols = w.cols(), cap = SparsePrompt.PANEL_ROWS * SparsePrompt.listCapacity(cols);
+            int nStarts = SparsePrompt.PANEL_ROWS * (SparsePrompt.chunks(cols) + 1);
+            for (int t = 0; t < idx.length; t++) {
+                if (idx[t].length < cap) {
+                    idx[t] = new int[cap];
+                    val[t] = new float[cap];
+                }
+                if (starts[t].length < nStarts) starts[t] = new int[nStarts];
+            }
+            this.w = w;
+            this.xt = xt;
+            this.n = n;
+            this.tokenRows = tokenRows;
+            this.y = y;
+            this.yOff = yOff;
+            this.bias = bias;
+            return this;
+        }
+
+        @Override
+        public void run(int r0, int r1, int thread) {
+            SparsePrompt.rows(w, xt, n, tokenRows, y, yOff, bias, r0, r1, idx[thread], val[thread], starts[thread], st[thread]);
+        }
     }
 
     private final Rows rowsTask = new Rows();

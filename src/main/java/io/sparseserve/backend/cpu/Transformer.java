@@ -42,6 +42,8 @@ public final class Transformer {
     private final float[][] qkvOut;
     private final float[][] gateUpOut;
     private final AttentionLayout layout = new AttentionLayout();
+    private final int[] promptRows; // the step's prompt tokens (Step.promptRows), for the linears
+    private int promptCount;
 
     public Transformer(Model model, Backend ops, int maxTokens) {
         this.c = model.config();
@@ -59,6 +61,7 @@ public final class Transformer {
         att = new float[maxTokens * Math.max(h, c.qDim())];
         hb = new float[maxTokens * c.intermediate()];
         hb2 = new float[maxTokens * c.intermediate()];
+        promptRows = new int[maxTokens];
         qkvOut = new float[][] {q, k, v};
         gateUpOut = new float[][] {hb, hb2};
     }
@@ -119,6 +122,7 @@ public final class Transformer {
         int n = b.tokens(), hidden = c.hidden();
         int[] positions = b.positions();
         layout.set(n, positions, b.tokenSeq(), b.blockTables(), cache.blockSize(), c.heads(), c.kvHeads(), c.headDim());
+        promptCount = b.promptRows(promptRows);
         norm(layer.attnNorm(), x, xb, n);
         if (observer != null) observer.observe(List.of(layer.q(), layer.k(), layer.v()), xb, n);
         linears(xb, n, qkvOut, layer.q(), layer.k(), layer.v());
@@ -188,7 +192,7 @@ public final class Transformer {
     }
 
     private void linear(Linear lin, float[] in, int n, float[] out) {
-        ops.matmul(lin.weight(), in, 0, n, out, 0, lin.bias());
+        ops.matmul(lin.weight(), in, 0, n, out, 0, lin.bias(), promptRows, promptCount);
     }
 
     /** Two or three linears of the same input in one backend call (c null for two). */
@@ -202,6 +206,6 @@ public final class Transformer {
             passWeights[2] = c.weight();
             passBiases[2] = c.bias();
         }
-        ops.matmul(passWeights, count, in, n, outs, passBiases);
+        ops.matmul(passWeights, count, in, n, outs, passBiases, promptRows, promptCount);
     }
 }

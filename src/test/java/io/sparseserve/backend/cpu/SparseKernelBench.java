@@ -99,6 +99,28 @@ public final class SparseKernelBench {
             variants.put("matmul-bitmask-t" + tokens, () -> mm.matmul(bm, xs, 0, tokens, ys, 0, null));
             variants.put("matmul-nm24-t" + tokens, () -> mm.matmul(nm, xs, 0, tokens, ys, 0, null));
         }
+        for (int tokens : new int[] {16, 64, 256}) {
+            float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
+            for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
+            MemorySegment xt = Arena.global().allocate(4L * SparsePrompt.transposedSize(tokens, cols), 64);
+            int cap = SparsePrompt.PANEL_ROWS * SparsePrompt.listCapacity(cols);
+            int[] idx = new int[cap], starts = new int[SparsePrompt.PANEL_ROWS * (SparsePrompt.chunks(cols) + 1)];
+            float[] val = new float[cap], st = new float[SparsePrompt.STATE];
+            if (tokens == 256) variants.put("prompt-listonly-t" + tokens, () -> {
+                for (int r = 0; r < rows; r++) SparsePrompt.list(bm, r, idx, val, 0, starts, 0);
+            });
+            SparsePrompt.transpose(xs, 0, null, tokens, cols, xt);
+            SparsePrompt.rows(bm, xt, tokens, null, ys, 0, null, 0, rows, idx, val, starts, st);
+            int wrong = 0;
+            for (int t = 0; t < tokens; t++) for (int r = 0; r < rows; r++) {
+                if (Float.floatToIntBits(ys[t * rows + r]) != Float.floatToIntBits(SparsePrompt.reference(bm, r, xs, t * cols, null))) wrong++;
+            }
+            System.out.println("prompt t" + tokens + " mismatches vs reference: " + wrong);
+            variants.put("prompt-bitmask-t" + tokens, () -> {
+                SparsePrompt.transpose(xs, 0, null, tokens, cols, xt);
+                SparsePrompt.rows(bm, xt, tokens, null, ys, 0, null, 0, rows, idx, val, starts, st);
+            });
+        }
         variants.put("bitmask-expandfloats", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandFloats(bm, x, y, r, q); });
         String only = System.getProperty("only");
         if (only != null) variants.keySet().removeIf(k -> !k.equals("dense-bf16") && java.util.Arrays.stream(only.split(",")).noneMatch(k::startsWith));
@@ -120,7 +142,7 @@ public final class SparseKernelBench {
         System.out.printf("shape [%d, %d], sparsity %.2f, %d rounds, one thread: ns per 16 columns per row per token (median)%n",
                 rows, cols, sparsity, rounds);
         times.forEach((k, v) -> {
-            String ref = k.startsWith("matmul-") ? "matmul-dense" + k.substring(k.lastIndexOf("-t")) : "dense-bf16";
+            String ref = k.startsWith("matmul-") || k.startsWith("prompt-") ? "matmul-dense" + k.substring(k.lastIndexOf("-t")) : "dense-bf16";
             double b = median(times.getOrDefault(ref, times.get("dense-bf16")));
             System.out.printf("%-24s %.3f ns  speed vs %s %.2fx%n", k, median(v), ref, b / median(v));
         });
