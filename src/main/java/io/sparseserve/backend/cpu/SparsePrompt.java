@@ -182,12 +182,17 @@ final class SparsePrompt {
      * and a method this small stays within C2's inlining budget (one that ran both chains at once did not, and called
      * part of the Vector API out of line: prefill at half speed, measured).
      */
-    static void accumulate(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
-        chain8(idx, val, from, to, xt, base, st, so);
-        if (from + 1 < to) chain8(idx, val, from + 1, to, xt, base, st, so + TB);
+    static void accumulate(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so,
+                           int width) {
+        for (int chain = 0; chain < 2 && from + chain < to; chain++) {
+            // A block of few tokens (a short prompt) multiplies only the vectors that hold them.
+            if (width <= L) chain1(idx, val, from + chain, to, xt, base, st, so + chain * TB);
+            else if (width <= TB / 2) chain4(idx, val, from + chain, to, xt, base, st, so + chain * TB);
+            else chain8(idx, val, from + chain, to, xt, base, st, so + chain * TB);
+        }
     }
 
-    /** Kept values from, from + 2, ... below to into the chain at st[so..], 8 vectors. */
+    /** Kept values from, from + 2, ... below to, into the chain of V vectors at st[so..]. */
     private static void chain8(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
         FloatVector a0 = FloatVector.fromArray(F, st, so + 0 * L);
         FloatVector a1 = FloatVector.fromArray(F, st, so + 1 * L);
@@ -220,13 +225,7 @@ final class SparsePrompt {
         a7.intoArray(st, so + 7 * L);
     }
 
-    /** {@link #accumulate} for a block of at most TB / 2 tokens: the first half of each chain's vectors. */
-    static void accumulate4(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
-        chain4(idx, val, from, to, xt, base, st, so);
-        if (from + 1 < to) chain4(idx, val, from + 1, to, xt, base, st, so + TB);
-    }
-
-    /** Kept values from, from + 2, ... below to into the chain at st[so..], 4 vectors. */
+    /** {@link #chain8} for a block of at most TB / 2 tokens. */
     private static void chain4(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
         FloatVector a0 = FloatVector.fromArray(F, st, so + 0 * L);
         FloatVector a1 = FloatVector.fromArray(F, st, so + 1 * L);
@@ -247,13 +246,7 @@ final class SparsePrompt {
         a3.intoArray(st, so + 3 * L);
     }
 
-    /** {@link #accumulate} for a block of at most L tokens: the first vector of each chain. */
-    static void accumulate1(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
-        chain1(idx, val, from, to, xt, base, st, so);
-        if (from + 1 < to) chain1(idx, val, from + 1, to, xt, base, st, so + TB);
-    }
-
-    /** Kept values from, from + 2, ... below to into the chain at st[so..], 1 vectors. */
+    /** {@link #chain8} for a block of at most L tokens. */
     private static void chain1(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
         FloatVector a0 = FloatVector.fromArray(F, st, so + 0 * L);
         long b = 4L * base;
@@ -288,10 +281,7 @@ final class SparsePrompt {
                     for (int i = 0; i < pr; i++) {
                         int s = starts[i * (nc + 1) + j], e = starts[i * (nc + 1) + j + 1];
                         if (s == e) continue;
-                        int from = i * cap + s, to = i * cap + e, so = i * 2 * TB;
-                        if (width <= L) accumulate1(idx, val, from, to, xt, base, st, so);
-                        else if (width <= TB / 2) accumulate4(idx, val, from, to, xt, base, st, so);
-                        else accumulate(idx, val, from, to, xt, base, st, so);
+                        accumulate(idx, val, i * cap + s, i * cap + e, xt, base, st, i * 2 * TB, width);
                     }
                 }
                 // Token by token, the panel's rows side by side: one cache line of y per token, not one per value.
