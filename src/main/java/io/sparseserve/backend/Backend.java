@@ -41,6 +41,11 @@ public interface Backend {
         matmul(ws, count, x, tokens, ys, biases);
     }
 
+    /** Bytes of the scratch buffers the backend holds now (grown on demand by the products it ran). */
+    default long scratchBytes() {
+        return 0;
+    }
+
     void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps);
 
     void layerNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float[] bias, float eps);

@@ -50,6 +50,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public long scratchBytes() {
+        return matmul.scratchBytes();
+    }
+
+    @Override
     public void rmsNorm(float[] x, float[] out, int tokens, int dim, float[] weight, float eps) {
         kernels.rmsNorm(x, out, tokens, dim, weight, eps);
     }

@@ -210,10 +210,25 @@ public final class CpuMatmul {
             return this;
         }
 
+        long bytes() {
+            long n = 0;
+            for (int t = 0; t < idx.length; t++) n += idx[t].length + starts[t].length + val[t].length + st[t].length;
+            return 4L * n;
+        }
+
         @Override
         public void run(int r0, int r1, int thread) {
             SparsePrompt.rows(w, xt, n, tokenRows, y, yOff, bias, r0, r1, idx[thread], val[thread], starts[thread], st[thread]);
         }
+    }
+
+    /**
+     * Bytes of the scratch that grows with the products run: x split into halves, the prompt rows transposed, the
+     * other rows gathered, the prompt kernel's kept-value lists.
+     */
+    public long scratchBytes() {
+        return 4L * (xEven.length + xOdd.length + xCopy.length + gx.length + gy.length + otherRows.length) + xt.byteSize()
+                + promptTask.bytes();
     }
 
     private final Rows rowsTask = new Rows();

@@ -95,10 +95,10 @@ public final class Transformer {
         head(b, x, logits);
     }
 
-    /** Bytes of the activation buffers. */
+    /** Bytes of the activation buffers, and of the backend's scratch as it stands (it grows with the steps run). */
     public long activationBytes() {
         long floats = x.length + xb.length + q.length + k.length + v.length + att.length + hb.length + hb2.length;
-        return floats * Float.BYTES;
+        return floats * Float.BYTES + ops.scratchBytes();
     }
 
     /** Writes the input embeddings (token plus learned position, where the family has them) of the batch into x. */

@@ -1,6 +1,7 @@
 package io.sparseserve.backend.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sparseserve.tensor.BitmaskMatrix;
 import io.sparseserve.tensor.DType;
@@ -88,6 +89,20 @@ class SparsePromptTest {
                 assertEquals(Float.floatToRawIntBits(single[m][i]), Float.floatToRawIntBits(pass[m][i]), "matrix " + m + " at " + i);
             }
         }
+    }
+
+    @Test
+    void itsScratchIsCountedInTheBackendsScratchBytes() {
+        // The memory gauge reports activations plus this scratch: the transposed prompt and the kept-value lists.
+        int rows = 40, cols = 300, tokens = 130;
+        MaskedMatrix w = BitmaskMatrix.fromDense(weights(new SplittableRandom(1), rows, cols, 0.5, "bitmask"), rows, cols, DType.BF16);
+        CpuMatmul mm = new CpuMatmul(new CpuPool(2));
+        long before = mm.scratchBytes();
+        int[] all = java.util.stream.IntStream.range(0, tokens).toArray();
+        mm.matmul(w, TestMatrices.randomVector(tokens * cols, 2), 0, tokens, new float[tokens * rows], 0, null, all, tokens);
+        long transposed = 4L * SparsePrompt.transposedSize(tokens, cols);
+        long lists = 2L * 4 * 2 * SparsePrompt.PANEL_ROWS * SparsePrompt.listCapacity(cols); // two threads' idx and val
+        assertTrue(mm.scratchBytes() - before >= transposed + lists, (mm.scratchBytes() - before) + " bytes");
     }
 
     private static void check(MaskedMatrix w, float[] dense, int rows, int cols, int tokens, SplittableRandom rnd, String what) {
