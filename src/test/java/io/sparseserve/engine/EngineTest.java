@@ -136,7 +136,13 @@ class EngineTest {
                 public void onDelta(Delta delta) {
                     super.onDelta(delta);
                     if (received.addAndGet(delta.tokenIds().length) >= 5 && fifth.getCount() > 0) {
-                        handle[0].cancel(); // on the scheduler thread, between two steps
+                        // The scheduler can deliver five tokens before submit has returned the handle (seen in CI on
+                        // a loaded machine): wait for it under the lock that the submitting thread holds.
+                        Engine.Handle h;
+                        synchronized (handle) {
+                            h = handle[0];
+                        }
+                        h.cancel(); // on the scheduler thread, between two steps
                         fifth.countDown();
                     }
                 }
