@@ -3,7 +3,6 @@ package io.sparseserve.backend.cpu;
 import io.sparseserve.tensor.DType;
 import io.sparseserve.tensor.DTypeConvert;
 import io.sparseserve.tensor.MaskedMatrix;
-import io.sparseserve.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -29,10 +28,12 @@ import jdk.incubator.vector.VectorSpecies;
  * starting with the first sum at every chunk of {@link #CC} columns; the result is the first sum plus the second,
  * plus the bias ({@link #reference}). Measured (one thread, [2048, 768] BF16, 256 tokens, Xeon with AVX-512): 50%
  * 0.25 ns per token per 16 columns of a row against dense's 0.55, 70% 0.19; the inner loop runs at about one
- * 16-lane multiply-add per cycle, bound by its loads (each kept value reads eight vectors of tokens). That is not the decode kernels' order ({@link SparseGemv}: lanes by column, a tree over
- * the lanes), so a prompt token's activations differ from what decode would give in the last bits; the engine runs
- * prompt tokens here and generated tokens (decoded, or recomputed after a preemption) on the decode arithmetic, so
- * that neither batching nor recomputation changes a result (see {@code Step}'s prompt positions).
+ * 16-lane multiply-add per cycle, bound by its loads (each kept value reads eight vectors of tokens).
+ *
+ * <p>That is not the decode kernels' order ({@link SparseGemv}: lanes by column, a tree over the lanes), so a prompt
+ * token's activations differ from what decode would give in the last bits; the engine runs prompt tokens here and
+ * generated tokens (decoded, or recomputed after a preemption) on the decode arithmetic, so that neither batching
+ * nor recomputation changes a result (see {@code Step}'s prompt end).
  */
 final class SparsePrompt {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -41,8 +42,10 @@ final class SparsePrompt {
     private static final int L = F.length();
     /** Vectors of tokens per block, and tokens per block. */
     static final int V = 8, TB = V * L;
-    /** Rows listed at a time (per thread): they share each chunk of xt while it is in the L1 cache. */
-    // 32 measured 3-8% faster than 16 in a whole prefill (Xeon, 110M shape), and no slower than 64 or 128.
+    /**
+     * Rows listed at a time (per thread): they share each chunk of xt while it is in the L1 cache. 32 measured 3-8%
+     * faster than 16 in a whole prefill (Xeon, 110M shape), and no slower than 64 or 128.
+     */
     static final int PANEL_ROWS = Integer.getInteger("sparseserve.promptPanel", 32);
     /**
      * Columns per chunk: a chunk of a block of xt (CC * TB floats, 32 KB) stays in the L1 cache while a panel runs over
@@ -58,11 +61,6 @@ final class SparsePrompt {
     private static final IntVector IOTA_TB = IntVector.zero(I).addIndex(TB);
 
     private SparsePrompt() {}
-
-    /** Compressed sparse weights of any weight dtype. */
-    static boolean applies(WeightMatrix w) {
-        return w instanceof MaskedMatrix;
-    }
 
     static int blocks(int n) {
         return (n + TB - 1) / TB;
