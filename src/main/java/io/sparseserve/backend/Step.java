@@ -185,11 +185,6 @@ public final class Step {
         }
     }
 
-    /** Where sequence s's prompt ends: its tokens at positions before this are prompt tokens. */
-    public int promptEnd(int s) {
-        return promptEnd[s];
-    }
-
     /** Writes the indices of the step's prompt tokens, in order, into rows; returns how many. Allocates nothing. */
     public int promptRows(int[] rows) {
         int n = 0;

@@ -44,10 +44,6 @@ public final class CpuMatmul {
     private int[] otherRows = new int[0];
     private final PromptRows promptTask;
     private final Transpose transposeTask = new Transpose();
-    // One prompt product as a pass of one (not one[]: the products of its other rows use that).
-    private final WeightMatrix[] promptW = new WeightMatrix[1];
-    private final float[][] promptY = new float[1][], promptBias = new float[1][];
-    private final int[] promptYOff = new int[1];
 
     public CpuMatmul(CpuPool pool) {
         this.pool = pool;
@@ -92,15 +88,12 @@ public final class CpuMatmul {
      */
     public void matmul(WeightMatrix w, float[] x, int xOff, int tokens, float[] y, int yOff, float[] bias,
                        int[] promptRows, int promptCount) {
-        if (promptCount == 0 || !(w instanceof MaskedMatrix)) {
+        if (promptCount == 0 || !(w instanceof MaskedMatrix m)) {
             matmul(w, x, xOff, tokens, y, yOff, bias);
             return;
         }
-        promptW[0] = w;
-        promptY[0] = y;
-        promptYOff[0] = yOff;
-        promptBias[0] = bias;
-        prompt(promptW, 1, x, xOff, tokens, promptY, promptYOff, promptBias, promptRows, promptCount);
+        int others = prepare(x, xOff, tokens, m.cols(), promptRows, promptCount);
+        product(m, others, promptRows, promptCount, y, yOff, bias);
     }
 
     /** The pass of several matrices with prompt rows: over sparse matrices the prompt rows transposed once for all. */
@@ -111,18 +104,20 @@ public final class CpuMatmul {
         if (promptCount == 0) {
             matmul(ws, count, x, tokens, ys, biases);
         } else if (sparse) {
-            prompt(ws, count, x, 0, tokens, ys, null, biases, promptRows, promptCount);
+            int others = prepare(x, 0, tokens, ws[0].cols(), promptRows, promptCount);
+            for (int m = 0; m < count; m++) product((MaskedMatrix) ws[m], others, promptRows, promptCount, ys[m], 0, biases[m]);
         } else {
             for (int m = 0; m < count; m++) matmul(ws[m], x, 0, tokens, ys[m], 0, biases[m], promptRows, promptCount);
         }
     }
 
-    /** Sparse matrices of one width and input: the prompt rows on {@link SparsePrompt}, the others gathered. */
-    private void prompt(WeightMatrix[] ws, int count, float[] x, int xOff, int tokens, float[][] ys, int[] yOffs,
-                        float[][] biases, int[] promptRows, int promptCount) {
-        int cols = ws[0].cols(), others = tokens - promptCount;
+    /**
+     * For products with prompt rows: the other (generated) token rows gathered into gx, their indices into otherRows,
+     * and the prompt rows transposed into xt. Returns how many other rows there are.
+     */
+    private int prepare(float[] x, int xOff, int tokens, int cols, int[] promptRows, int promptCount) {
+        int others = tokens - promptCount;
         if (others > 0) {
-            // The generated tokens keep the decode arithmetic: gathered into contiguous rows and scattered back.
             if (otherRows.length < others) otherRows = new int[others];
             if (gx.length < others * cols) gx = new float[others * cols];
             for (int t = 0, p = 0, o = 0; t < tokens; t++) {
@@ -133,21 +128,25 @@ public final class CpuMatmul {
                 otherRows[o] = t;
                 System.arraycopy(x, xOff + t * cols, gx, o++ * cols, cols);
             }
-            for (int m = 0; m < count; m++) {
-                int rows = ws[m].rows(), yOff = yOffs == null ? 0 : yOffs[m];
-                if (gy.length < others * rows) gy = new float[others * rows];
-                matmul(ws[m], gx, 0, others, gy, 0, biases[m]);
-                for (int o = 0; o < others; o++) System.arraycopy(gy, o * rows, ys[m], yOff + otherRows[o] * rows, rows);
-            }
         }
         long bytes = 4L * SparsePrompt.transposedSize(promptCount, cols);
         if (xt.byteSize() < bytes) xt = Arena.ofAuto().allocate(bytes, 64);
         pool.parallelFor(cols, 8, transposeTask.set(x, xOff, promptRows, promptCount, cols, xt));
-        for (int m = 0; m < count; m++) {
-            MaskedMatrix w = (MaskedMatrix) ws[m];
-            pool.parallelFor(w.rows(), SparsePrompt.PANEL_ROWS, promptTask.set(w, xt, promptCount, promptRows, ys[m],
-                    yOffs == null ? 0 : yOffs[m], biases[m]));
+        return others;
+    }
+
+    /**
+     * One sparse matrix over the rows {@link #prepare} set up: the generated tokens keep the decode arithmetic (the
+     * product of their gathered rows, scattered back), the prompt tokens run on {@link SparsePrompt}.
+     */
+    private void product(MaskedMatrix w, int others, int[] promptRows, int promptCount, float[] y, int yOff, float[] bias) {
+        int rows = w.rows();
+        if (others > 0) {
+            if (gy.length < others * rows) gy = new float[others * rows];
+            matmul(w, gx, 0, others, gy, 0, bias);
+            for (int o = 0; o < others; o++) System.arraycopy(gy, o * rows, y, yOff + otherRows[o] * rows, rows);
         }
+        pool.parallelFor(rows, SparsePrompt.PANEL_ROWS, promptTask.set(w, xt, promptCount, promptRows, y, yOff, bias));
     }
 
     /** Columns [c0, c1) of the prompt rows' transposition ({@link SparsePrompt#transpose}). */
