@@ -32,6 +32,7 @@ public final class CpuAttention {
     private final float[][] scores;
     // Per thread, grown to the head width on first use: the query's even and odd elements, and the values' sums.
     private final float[][] evens, odds, sumEven, sumOdd;
+    private final float[][] four; // per thread: four keys' lane sums (dot4F32, dot4Bf16)
 
     public CpuAttention(CpuPool pool, int maxContext) {
         this.pool = pool;
@@ -41,6 +42,7 @@ public final class CpuAttention {
         this.odds = new float[threads][0];
         this.sumEven = new float[threads][0];
         this.sumOdd = new float[threads][0];
+        this.four = new float[threads][F.length()];
     }
 
     /**
@@ -80,19 +82,29 @@ public final class CpuAttention {
                 sumOdd[thread] = new float[d];
             }
             for (int pair = p0; pair < p1; pair++) {
-                int t = pair / l.heads(), h = pair % l.heads();
+                int t = balanced(pair / l.heads(), l.tokens()), h = pair % l.heads();
                 if (bf16) {
                     attendBf16(l, t, h, scale, q, kCache, vCache, out, scores[thread], evens[thread], odds[thread],
-                            sumEven[thread], sumOdd[thread]);
+                            sumEven[thread], sumOdd[thread], four[thread]);
                 } else {
-                    attendF32(l, t, h, scale, q, kCache, vCache, out, scores[thread]);
+                    attendF32(l, t, h, scale, q, kCache, vCache, out, scores[thread], four[thread]);
                 }
             }
         }
     }
 
+    /**
+     * The token of the i-th of n slots, in the order first, last, second, second to last, ...: a prompt's tokens
+     * attend to 1, 2, ..., n positions, so the pool's contiguous chunks of slots get equal work (in token order, the
+     * thread with the last tokens of a 256-token prefill had three times the other's work, measured as the step
+     * waiting on it). Each (token, head) is computed alone, so the order changes no result.
+     */
+    static int balanced(int i, int n) {
+        return (i & 1) == 0 ? i >>> 1 : n - 1 - (i >>> 1);
+    }
+
     private static void attendF32(AttentionLayout l, int t, int h, float scale, float[] q, MemorySegment kCache,
-                                  MemorySegment vCache, float[] out, float[] sc) {
+                                  MemorySegment vCache, float[] out, float[] sc, float[] four) {
         int d = l.headDim(), kvHeads = l.kvHeads();
         int qo = t * l.heads() * d + h * d;
         int kvh = h / (l.heads() / kvHeads);
@@ -102,15 +114,29 @@ public final class CpuAttention {
         float max = Float.NEGATIVE_INFINITY;
         for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
             long base = KvCache.offset(table[bi], kvh, 0, kvHeads, bs, d);
-            for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
+            int o = 0, count = Math.min(bs, n - b0);
+            // Four keys at a time: four independent chains, reduced together (the order of one key alone).
+            for (; o + 4 <= count; o += 4) {
+                dot4F32(q, qo, kCache, base + (long) o * d, d, four);
+                for (int j = 0; j < 4; j++) {
+                    float s = tailF32(four[j], q, qo, kCache, base + (long) (o + j) * d, d) * scale;
+                    sc[b0 + o + j] = s;
+                    if (s > max) max = s;
+                }
+            }
+            for (; o < count; o++) {
                 float s = dotF32(q, qo, kCache, base + (long) o * d, d) * scale;
                 sc[b0 + o] = s;
                 if (s > max) max = s;
             }
         }
         float inv = 1f / softmax(sc, n, max);
-        // out = sum_j p_j v_j, one vector of output dimensions at a time, its sum kept in a register over all j.
+        // out = sum_j p_j v_j, four vectors of output dimensions at a time (four independent chains: one alone waits on
+        // its multiply-add's latency every key), then one at a time; each sum kept in a register over all j.
         int bound = F.loopBound(d), i = 0;
+        for (; i + 4 * F.length() <= bound; i += 4 * F.length()) {
+            valuesF32(sc, n, table, kvh, kvHeads, bs, d, vCache, i, inv, out, qo + i);
+        }
         for (; i < bound; i += F.length()) {
             FloatVector acc = FloatVector.zero(F);
             for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
@@ -131,8 +157,33 @@ public final class CpuAttention {
         }
     }
 
+    /**
+     * out[o, o + 4N) = inv * sum_j sc[j] v_j[i, i + 4N) over the n positions: per element the chain of {@link
+     * #attendF32}'s one-vector loop (the positions in order, then the multiplication by inv).
+     */
+    private static void valuesF32(float[] sc, int n, int[] table, int kvh, int kvHeads, int bs, int d, MemorySegment vCache,
+                                  int i, float inv, float[] out, int o) {
+        int L = F.length();
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
+            long base = KvCache.offset(table[bi], kvh, 0, kvHeads, bs, d) + i;
+            for (int p = 0, count = Math.min(bs, n - b0); p < count; p++) {
+                long at = (base + (long) p * d) * Float.BYTES;
+                FloatVector w = FloatVector.broadcast(F, sc[b0 + p]);
+                a0 = FloatVector.fromMemorySegment(F, vCache, at, NATIVE).fma(w, a0);
+                a1 = FloatVector.fromMemorySegment(F, vCache, at + 4L * L, NATIVE).fma(w, a1);
+                a2 = FloatVector.fromMemorySegment(F, vCache, at + 8L * L, NATIVE).fma(w, a2);
+                a3 = FloatVector.fromMemorySegment(F, vCache, at + 12L * L, NATIVE).fma(w, a3);
+            }
+        }
+        a0.mul(inv).intoArray(out, o);
+        a1.mul(inv).intoArray(out, o + L);
+        a2.mul(inv).intoArray(out, o + 2 * L);
+        a3.mul(inv).intoArray(out, o + 3 * L);
+    }
+
     /** q[qo, qo + d) . keys at element {@code at}: the arithmetic of {@link CpuMatmul#dot}, so f32 results are unchanged. */
-    private static float dotF32(float[] q, int qo, MemorySegment keys, long at, int d) {
+    static float dotF32(float[] q, int qo, MemorySegment keys, long at, int d) {
         FloatVector acc = FloatVector.zero(F);
         int bound = F.loopBound(d), k = 0;
         for (; k < bound; k += F.length()) {
@@ -144,9 +195,36 @@ public final class CpuAttention {
         return s;
     }
 
+    /**
+     * The vector part of {@link #dotF32} for the four keys at elements at, at + d, at + 2d, at + 3d, into lanes[0, 4)
+     * (lanes: N floats of scratch): each key's chain and lane sum exactly as alone ({@link Lanes#sum4}); the scalar
+     * tail is {@link #tailF32}'s. Four chains at once: one key's chain of multiply-adds and its reduction are a
+     * latency chain, so a key at a time left the core mostly waiting (QK^T was 19% of a 70%-sparse prefill, measured).
+     */
+    static void dot4F32(float[] q, int qo, MemorySegment keys, long at, int d, float[] lanes) {
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int bound = F.loopBound(d);
+        long b0 = at * Float.BYTES, b1 = b0 + (long) d * Float.BYTES, b2 = b1 + (long) d * Float.BYTES, b3 = b2 + (long) d * Float.BYTES;
+        for (int k = 0; k < bound; k += F.length()) {
+            FloatVector qv = FloatVector.fromArray(F, q, qo + k);
+            long off = (long) k * Float.BYTES;
+            a0 = qv.fma(FloatVector.fromMemorySegment(F, keys, b0 + off, NATIVE), a0);
+            a1 = qv.fma(FloatVector.fromMemorySegment(F, keys, b1 + off, NATIVE), a1);
+            a2 = qv.fma(FloatVector.fromMemorySegment(F, keys, b2 + off, NATIVE), a2);
+            a3 = qv.fma(FloatVector.fromMemorySegment(F, keys, b3 + off, NATIVE), a3);
+        }
+        Lanes.sum4(a0, a1, a2, a3).intoArray(lanes, 0);
+    }
+
+    /** s (a key's lane sum) plus the key's elements past the last full vector, as {@link #dotF32} adds them. */
+    static float tailF32(float s, float[] q, int qo, MemorySegment keys, long at, int d) {
+        for (int k = F.loopBound(d); k < d; k++) s += q[qo + k] * keys.get(FLOAT, (at + k) * Float.BYTES);
+        return s;
+    }
+
     private static void attendBf16(AttentionLayout l, int t, int h, float scale, float[] q, MemorySegment kCache,
                                    MemorySegment vCache, float[] out, float[] sc, float[] qe, float[] qOdd,
-                                   float[] accEven, float[] accOdd) {
+                                   float[] accEven, float[] accOdd, float[] four) {
         int d = l.headDim(), kvHeads = l.kvHeads();
         int qo = t * l.heads() * d + h * d;
         int kvh = h / (l.heads() / kvHeads);
@@ -161,15 +239,28 @@ public final class CpuAttention {
         float max = Float.NEGATIVE_INFINITY;
         for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
             long base = KvCache.offset(table[bi], kvh, 0, kvHeads, bs, d);
-            for (int o = 0, count = Math.min(bs, n - b0); o < count; o++) {
+            int o = 0, count = Math.min(bs, n - b0);
+            for (; o + 4 <= count; o += 4) {
+                dot4Bf16(qe, qOdd, kCache, base + (long) o * d, d, bound, four);
+                for (int j = 0; j < 4; j++) {
+                    float s = tailBf16(four[j], q, qo, kCache, base + (long) (o + j) * d, d, bound) * scale;
+                    sc[b0 + o + j] = s;
+                    if (s > max) max = s;
+                }
+            }
+            for (; o < count; o++) {
                 float s = dotBf16(q, qo, qe, qOdd, kCache, base + (long) o * d, d, bound) * scale;
                 sc[b0 + o] = s;
                 if (s > max) max = s;
             }
         }
         float inv = 1f / softmax(sc, n, max);
-        // Sums of p_j v_j over all j, a vector of element pairs at a time: even elements in one register, odd in another.
+        // Sums of p_j v_j over all j, a vector of element pairs at a time: even elements in one register, odd in another;
+        // two vectors of pairs at once where there are (independent chains, as attendF32's values).
         int k = 0;
+        for (; k + 2 * I.length() <= bound; k += 2 * I.length()) {
+            valuesBf16(sc, n, table, kvh, kvHeads, bs, d, vCache, k, inv, accEven, accOdd);
+        }
         for (; k < bound; k += I.length()) {
             FloatVector e = FloatVector.zero(F), od = e;
             for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
@@ -198,7 +289,7 @@ public final class CpuAttention {
     }
 
     /** q[qo, qo + d) . bf16 keys at element {@code at}; qe, qOdd: the query's even and odd elements. */
-    private static float dotBf16(float[] q, int qo, float[] qe, float[] qOdd, MemorySegment keys, long at, int d, int bound) {
+    static float dotBf16(float[] q, int qo, float[] qe, float[] qOdd, MemorySegment keys, long at, int d, int bound) {
         FloatVector e = FloatVector.zero(F), od = e;
         int k = 0;
         for (; k < bound; k += I.length()) {
@@ -208,6 +299,59 @@ public final class CpuAttention {
         }
         float s = Lanes.sum(e.add(od));
         for (int i = 2 * k; i < d; i++) s += q[qo + i] * bf16(keys, at + i);
+        return s;
+    }
+
+    /** The pairs [k, k + 2N) of {@link #attendBf16}'s sums of values, each with the chain of its one-vector loop. */
+    private static void valuesBf16(float[] sc, int n, int[] table, int kvh, int kvHeads, int bs, int d, MemorySegment vCache,
+                                   int k, float inv, float[] accEven, float[] accOdd) {
+        int L = I.length();
+        FloatVector e0 = FloatVector.zero(F), o0 = e0, e1 = e0, o1 = e0;
+        for (int b0 = 0, bi = 0; b0 < n; b0 += bs, bi++) {
+            long base = KvCache.offset(table[bi], kvh, 0, kvHeads, bs, d);
+            for (int p = 0, count = Math.min(bs, n - b0); p < count; p++) {
+                long at = 2 * (base + (long) p * d) + 4L * k;
+                IntVector v0 = IntVector.fromMemorySegment(I, vCache, at, ByteOrder.LITTLE_ENDIAN);
+                IntVector v1 = IntVector.fromMemorySegment(I, vCache, at + 4L * L, ByteOrder.LITTLE_ENDIAN);
+                FloatVector w = FloatVector.broadcast(F, sc[b0 + p]);
+                e0 = even(v0).fma(w, e0);
+                o0 = odd(v0).fma(w, o0);
+                e1 = even(v1).fma(w, e1);
+                o1 = odd(v1).fma(w, o1);
+            }
+        }
+        e0.mul(inv).intoArray(accEven, k);
+        o0.mul(inv).intoArray(accOdd, k);
+        e1.mul(inv).intoArray(accEven, k + L);
+        o1.mul(inv).intoArray(accOdd, k + L);
+    }
+
+    /** {@link #dot4F32} for bf16 keys: each key's vector part as {@link #dotBf16} computes it, into lanes[0, 4). */
+    static void dot4Bf16(float[] qe, float[] qOdd, MemorySegment keys, long at, int d, int bound, float[] lanes) {
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        long b0 = 2 * at, b1 = b0 + 2L * d, b2 = b1 + 2L * d, b3 = b2 + 2L * d;
+        for (int k = 0; k < bound; k += I.length()) {
+            FloatVector qv = FloatVector.fromArray(F, qe, k), qw = FloatVector.fromArray(F, qOdd, k);
+            long off = 4L * k;
+            IntVector v0 = IntVector.fromMemorySegment(I, keys, b0 + off, ByteOrder.LITTLE_ENDIAN);
+            IntVector v1 = IntVector.fromMemorySegment(I, keys, b1 + off, ByteOrder.LITTLE_ENDIAN);
+            IntVector v2 = IntVector.fromMemorySegment(I, keys, b2 + off, ByteOrder.LITTLE_ENDIAN);
+            IntVector v3 = IntVector.fromMemorySegment(I, keys, b3 + off, ByteOrder.LITTLE_ENDIAN);
+            e0 = even(v0).fma(qv, e0);
+            o0 = odd(v0).fma(qw, o0);
+            e1 = even(v1).fma(qv, e1);
+            o1 = odd(v1).fma(qw, o1);
+            e2 = even(v2).fma(qv, e2);
+            o2 = odd(v2).fma(qw, o2);
+            e3 = even(v3).fma(qv, e3);
+            o3 = odd(v3).fma(qw, o3);
+        }
+        Lanes.sum4(e0.add(o0), e1.add(o1), e2.add(o2), e3.add(o3)).intoArray(lanes, 0);
+    }
+
+    /** s plus the bf16 key's elements past the pairs' vector bound, as {@link #dotBf16} adds them. */
+    static float tailBf16(float s, float[] q, int qo, MemorySegment keys, long at, int d, int bound) {
+        for (int i = 2 * bound; i < d; i++) s += q[qo + i] * bf16(keys, at + i);
         return s;
     }
 

@@ -10,6 +10,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import jdk.incubator.vector.FloatVector;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -47,6 +48,54 @@ class CpuAttentionTest {
         int w = 2 * FloatVector.SPECIES_PREFERRED.length() + 6;
         check(dtype, 2, 1, w, 8, 6, new int[][] {{5, 0, 3}}, new int[] {0, 0}, new int[] {17, 20});
         check(dtype, 2, 2, 13, 8, 6, new int[][] {{1, 4, 2}}, new int[] {0}, new int[] {22});
+    }
+
+    @ParameterizedTest
+    @EnumSource(KvDtype.class)
+    void fourKeysAtOnceGiveEachKeysScoreBitForBit(KvDtype dtype) {
+        // The scores are computed four keys at a time where a block has four left, one at a time otherwise: a key's
+        // score must not depend on which (a token's logits would depend on its position within a block).
+        int n = FloatVector.SPECIES_PREFERRED.length();
+        for (int d : new int[] {n, 4 * n, 4 * n + 6, 2 * n + 1, 13, 64, 128}) {
+            float[] keys = randomVector(4 * d, 7 + d), q = randomVector(d + 3, 11 + d);
+            float[] lanes = new float[n];
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment ks = native_(arena, keys, dtype);
+                if (dtype == KvDtype.F32) {
+                    CpuAttention.dot4F32(q, 3, ks, 0, d, lanes);
+                    for (int j = 0; j < 4; j++) {
+                        float alone = CpuAttention.dotF32(q, 3, ks, (long) j * d, d);
+                        assertEquals(Float.floatToIntBits(alone), Float.floatToIntBits(CpuAttention.tailF32(lanes[j], q, 3, ks, (long) j * d, d)),
+                                "d=" + d + " key " + j);
+                    }
+                } else {
+                    int pairs = d / 2, bound = jdk.incubator.vector.IntVector.SPECIES_PREFERRED.loopBound(pairs);
+                    float[] qe = new float[pairs], qo = new float[pairs];
+                    for (int i = 0; i < pairs; i++) {
+                        qe[i] = q[3 + 2 * i];
+                        qo[i] = q[3 + 2 * i + 1];
+                    }
+                    CpuAttention.dot4Bf16(qe, qo, ks, 0, d, bound, lanes);
+                    for (int j = 0; j < 4; j++) {
+                        float alone = CpuAttention.dotBf16(q, 3, qe, qo, ks, (long) j * d, d, bound);
+                        assertEquals(Float.floatToIntBits(alone),
+                                Float.floatToIntBits(CpuAttention.tailBf16(lanes[j], q, 3, ks, (long) j * d, d, bound)), "d=" + d + " key " + j);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void theBalancedOrderVisitsEveryTokenOnce() {
+        for (int n = 1; n < 40; n++) {
+            boolean[] seen = new boolean[n];
+            for (int i = 0; i < n; i++) {
+                int t = CpuAttention.balanced(i, n);
+                assertEquals(false, seen[t], "n=" + n + " token " + t + " twice");
+                seen[t] = true;
+            }
+        }
     }
 
     private static void check(KvDtype dtype, int heads, int kvHeads, int d, int bs, int blocks, int[][] tables, int[] tokenSeq,
