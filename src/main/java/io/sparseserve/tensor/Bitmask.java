@@ -61,23 +61,23 @@ final class Bitmask {
         int j = 0;
         if (!Decode.SCALAR) {
             long nValues = values.byteSize() / dtype.bytes();
-            // Whole vectors of columns whose values can be loaded as a whole vector too.
+            // Whole vectors of columns whose values can be loaded as a whole vector too: a vector of columns advances
+            // pos by at most a vector, so `vectors` of them from pos never load past the values (one loop bound: a
+            // second exit test here kept the loop's position and counter in memory, 2.4 ns per 16 columns, measured).
             int lanes = Decode.F.length();
             int vectors = (int) Math.min(len / lanes, Math.max(0, (nValues - pos) / lanes));
-            long end = (long) vectors * lanes;
+            int end = vectors * lanes;
             if (dtype == DType.BF16 && lanes == 16 && (k0 & 7) == 0) {
                 // The common case, kept tight: 16 mask bits are two whole bytes; BF16 widens with a shift.
                 long at = rowByte + (k0 >>> 3);
                 for (; j < end; j += 16) {
                     long m = mask.get(I16_LE, at + (j >>> 3)) & 0xffffL;
-                    if (pos + 16 > nValues) break;
                     Decode.bf16Vector(values, 2 * pos).expand(VectorMask.fromLong(Decode.F, m)).intoArray(dst, off + j);
                     pos += Long.bitCount(m);
                 }
             } else {
                 for (; j < end; j += lanes) {
                     long m = bits(mask, rowByte, k0 + j, lanes);
-                    if (pos + lanes > nValues) break;
                     Decode.vector(dtype, values, pos * dtype.bytes()).expand(VectorMask.fromLong(Decode.F, m))
                             .intoArray(dst, off + j);
                     pos += Long.bitCount(m);
