@@ -75,10 +75,10 @@ public final class CpuMatmul {
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
-            pool.parallelFor(rows, PANEL, rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias, true));
+            pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias, true));
             return;
         }
-        pool.parallelFor(rows, PANEL, rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
+        pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
     }
 
     /**
@@ -146,7 +146,7 @@ public final class CpuMatmul {
             matmul(w, gx, 0, others, gy, 0, bias);
             for (int o = 0; o < others; o++) System.arraycopy(gy, o * rows, y, yOff + otherRows[o] * rows, rows);
         }
-        pool.parallelFor(rows, SparsePrompt.PANEL_ROWS, promptTask.set(w, xt, promptCount, promptRows, y, yOff, bias));
+        pool.parallelForClaimed(rows, chunk(rows, SparsePrompt.PANEL_ROWS, 4), promptTask.set(w, xt, promptCount, promptRows, y, yOff, bias));
     }
 
     /** Columns [c0, c1) of the prompt rows' transposition ({@link SparsePrompt#transpose}). */
@@ -293,6 +293,16 @@ public final class CpuMatmul {
             x = xCopy;
         }
         pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, x, xEven, xOdd));
+    }
+
+    /**
+     * Rows per claimed range of a batched product ({@link CpuPool#parallelForClaimed}): about perThread ranges per
+     * thread (prefill +2-4%, dense and sparse alike, against one fixed range per thread; measured in one JVM, medians
+     * of 21 alternating rounds), a multiple of the panel so that panels fall where they would in one range.
+     */
+    private int chunk(int rows, int panel, int perThread) {
+        int target = Math.max(1, rows / (pool.threads() * perThread));
+        return Math.max(panel, (target + panel - 1) / panel * panel);
     }
 
     /** Grows the even/odd halves of x (Bf16Gemv.split) to hold n floats each. */

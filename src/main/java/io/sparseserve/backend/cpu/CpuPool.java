@@ -130,6 +130,51 @@ public final class CpuPool {
         parallelFor(n, 1, task);
     }
 
+    /**
+     * Runs {@code task} over [0, n) in ranges of {@code chunk} items that the threads claim one after another until none
+     * is left, instead of one fixed range per thread: a thread that the machine slows down (another process, the
+     * other hyperthread) leaves its unstarted ranges to the others rather than holding up the barrier. The task may be
+     * called several times per thread (with that thread's index); the ranges start at multiples of chunk.
+     */
+    public void parallelForClaimed(int n, int chunk, RangeTask task) {
+        if (n <= 0) return;
+        if (chunk < 1) throw new IllegalArgumentException("chunk must be >= 1, got " + chunk);
+        Thread me = Thread.currentThread();
+        if (threads == 1 || n <= chunk || me instanceof PoolThread || (this.task != null && caller == me)) {
+            task.run(0, n, 0);
+            return;
+        }
+        synchronized (this) {
+            claimedRanges.set(task, n, chunk);
+            try {
+                parallelFor(threads, 1, claimedRanges);
+            } finally {
+                claimedRanges.task = null;
+            }
+        }
+    }
+
+    private final Claimed claimedRanges = new Claimed();
+
+    /** The ranges of one {@link #parallelForClaimed} call, claimed from a shared counter. */
+    private static final class Claimed implements RangeTask {
+        private final AtomicInteger next = new AtomicInteger();
+        private RangeTask task;
+        private int n, chunk;
+
+        void set(RangeTask task, int n, int chunk) {
+            this.task = task;
+            this.n = n;
+            this.chunk = chunk;
+            next.set(0);
+        }
+
+        @Override
+        public void run(int unit, int unitEnd, int thread) {
+            for (int s; (s = next.getAndAdd(chunk)) < n; ) task.run(s, Math.min(n, s + chunk), thread);
+        }
+    }
+
     /** True for the one thread that takes chunk t of job gen (its worker, or the caller). */
     private boolean claim(int t, long gen) {
         long c = claimed.get(t);

@@ -42,6 +42,33 @@ class CpuPoolTest {
     }
 
     @Test
+    void claimedRangesCoverEveryItemOnceWithOneThreadIndexAtATime() {
+        CpuPool pool = new CpuPool(3);
+        for (int n : new int[] {1, 5, 8, 9, 64, 1001}) {
+            for (int chunk : new int[] {1, 4, 8, 2000}) {
+                AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                AtomicIntegerArray busy = new AtomicIntegerArray(3);
+                pool.parallelForClaimed(n, chunk, (s, e, t) -> {
+                    // A thread index names per-thread scratch: never two ranges of one index at once.
+                    assertEquals(1, busy.incrementAndGet(t), "thread index " + t + " in use twice");
+                    assertTrue(s % chunk == 0 && e <= n && e - s <= Math.max(chunk, n), "range [" + s + ", " + e + ")");
+                    for (int i = s; i < e; i++) hits.incrementAndGet(i);
+                    busy.decrementAndGet(t);
+                });
+                for (int i = 0; i < n; i++) assertEquals(1, hits.get(i), "item " + i + " of " + n + ", chunk " + chunk);
+            }
+        }
+        assertThrows(IllegalStateException.class, () -> pool.parallelForClaimed(100, 10, (s, e, t) -> {
+            if (s == 50) throw new IllegalStateException("boom");
+        }));
+        AtomicIntegerArray after = new AtomicIntegerArray(100);
+        pool.parallelForClaimed(100, 10, (s, e, t) -> {
+            for (int i = s; i < e; i++) after.incrementAndGet(i);
+        });
+        for (int i = 0; i < 100; i++) assertEquals(1, after.get(i), "item " + i + " after a failure");
+    }
+
+    @Test
     void nestedCallsRunInlineAndFailuresPropagate() {
         CpuPool pool = new CpuPool(2);
         AtomicIntegerArray hits = new AtomicIntegerArray(8);
