@@ -187,14 +187,12 @@ public final class CpuAttention {
     /** q[qo, qo + d) . keys at element {@code at}: the arithmetic of {@link CpuMatmul#dot}, so f32 results are unchanged. */
     static float dotF32(float[] q, int qo, MemorySegment keys, long at, int d) {
         FloatVector acc = FloatVector.zero(F);
-        int bound = F.loopBound(d), k = 0;
-        for (; k < bound; k += F.length()) {
+        int bound = F.loopBound(d);
+        for (int k = 0; k < bound; k += F.length()) {
             FloatVector kv = FloatVector.fromMemorySegment(F, keys, (at + k) * Float.BYTES, NATIVE);
             acc = FloatVector.fromArray(F, q, qo + k).fma(kv, acc);
         }
-        float s = Lanes.sum(acc);
-        for (; k < d; k++) s += q[qo + k] * keys.get(FLOAT, (at + k) * Float.BYTES);
-        return s;
+        return tailF32(Lanes.sum(acc), q, qo, keys, at, d);
     }
 
     /**
@@ -218,7 +216,7 @@ public final class CpuAttention {
         Lanes.sum4(a0, a1, a2, a3).intoArray(lanes, 0);
     }
 
-    /** s (a key's lane sum) plus the key's elements past the last full vector, as {@link #dotF32} adds them. */
+    /** s (a key's lane sum) plus the key's elements past the last full vector, in order: the end of {@link #dotF32}. */
     static float tailF32(float s, float[] q, int qo, MemorySegment keys, long at, int d) {
         for (int k = F.loopBound(d); k < d; k++) s += q[qo + k] * keys.get(FLOAT, (at + k) * Float.BYTES);
         return s;
@@ -293,15 +291,12 @@ public final class CpuAttention {
     /** q[qo, qo + d) . bf16 keys at element {@code at}; qe, qOdd: the query's even and odd elements. */
     static float dotBf16(float[] q, int qo, float[] qe, float[] qOdd, MemorySegment keys, long at, int d, int bound) {
         FloatVector e = FloatVector.zero(F), od = e;
-        int k = 0;
-        for (; k < bound; k += I.length()) {
+        for (int k = 0; k < bound; k += I.length()) {
             IntVector v = IntVector.fromMemorySegment(I, keys, 2 * at + 4L * k, ByteOrder.LITTLE_ENDIAN);
             e = even(v).fma(FloatVector.fromArray(F, qe, k), e);
             od = odd(v).fma(FloatVector.fromArray(F, qOdd, k), od);
         }
-        float s = Lanes.sum(e.add(od));
-        for (int i = 2 * k; i < d; i++) s += q[qo + i] * bf16(keys, at + i);
-        return s;
+        return tailBf16(Lanes.sum(e.add(od)), q, qo, keys, at, d, bound);
     }
 
     /** The pairs [k, k + 2N) of {@link #attendBf16}'s sums of values, each with the chain of its one-vector loop. */
@@ -351,7 +346,7 @@ public final class CpuAttention {
         Lanes.sum4(e0.add(o0), e1.add(o1), e2.add(o2), e3.add(o3)).intoArray(lanes, 0);
     }
 
-    /** s plus the bf16 key's elements past the pairs' vector bound, as {@link #dotBf16} adds them. */
+    /** s plus the bf16 key's elements past the pairs' vector bound, in order: the end of {@link #dotBf16}. */
     static float tailBf16(float s, float[] q, int qo, MemorySegment keys, long at, int d, int bound) {
         for (int i = 2 * bound; i < d; i++) s += q[qo + i] * bf16(keys, at + i);
         return s;

@@ -71,7 +71,7 @@ public final class CpuPool {
         if (n <= 0) return;
         int units = (n + granule - 1) / granule;
         Thread me = Thread.currentThread();
-        if (threads == 1 || units == 1 || me instanceof PoolThread || (this.task != null && caller == me)) {
+        if (threads == 1 || units == 1 || nested(me)) {
             task.run(0, n, 0);
             return;
         }
@@ -140,7 +140,7 @@ public final class CpuPool {
         if (n <= 0) return;
         if (chunk < 1) throw new IllegalArgumentException("chunk must be >= 1, got " + chunk);
         Thread me = Thread.currentThread();
-        if (threads == 1 || n <= chunk || me instanceof PoolThread || (this.task != null && caller == me)) {
+        if (threads == 1 || n <= chunk || nested(me)) {
             task.run(0, n, 0);
             return;
         }
@@ -173,6 +173,11 @@ public final class CpuPool {
         public void run(int unit, int unitEnd, int thread) {
             for (int s; (s = next.getAndAdd(chunk)) < n; ) task.run(s, Math.min(n, s + chunk), thread);
         }
+    }
+
+    /** A call from inside a running job (a worker, or the caller in its own chunk): it runs inline, on that thread. */
+    private boolean nested(Thread me) {
+        return me instanceof PoolThread || (this.task != null && caller == me);
     }
 
     /** True for the one thread that takes chunk t of job gen (its worker, or the caller). */
