@@ -1,6 +1,8 @@
 package io.sparseserve.tensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -20,6 +22,32 @@ final class Bitmask {
 
     private static final ValueLayout.OfLong I64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /**
+     * The kept values and the bitmask of one matrix in a single segment ({@link MaskedMatrix#block}): the values from
+     * byte 0, zeros up to the next multiple of 64 and 64 more, then the mask from {@code maskAt}.
+     */
+    record Block(MemorySegment seg, MemorySegment values, MemorySegment mask, long maskAt) {
+        /** A zeroed block for valueBytes of values and maskBytes of mask, 64-byte aligned. */
+        static Block allocate(SegmentAllocator alloc, long valueBytes, long maskBytes) {
+            long maskAt = (valueBytes + 63 & ~63L) + 64;
+            MemorySegment seg = alloc.allocate(maskAt + maskBytes, 64);
+            return new Block(seg, seg.asSlice(0, valueBytes), seg.asSlice(maskAt, maskBytes), maskAt);
+        }
+
+        /** A block holding copies of values and mask. */
+        static Block copy(SegmentAllocator alloc, MemorySegment values, MemorySegment mask) {
+            Block b = allocate(alloc, values.byteSize(), mask.byteSize());
+            b.values.copyFrom(values);
+            b.mask.copyFrom(mask);
+            return b;
+        }
+
+        /** A block with copies of values and mask in memory that the garbage collector frees (matrices built in Java). */
+        static Block copy(MemorySegment values, MemorySegment mask) {
+            return copy(Arena.ofAuto(), values, mask);
+        }
+    }
 
     /** Bytes of one packed mask row. */
     static int rowBytes(int cols) {

@@ -9,7 +9,7 @@ import java.nio.ByteOrder;
  * An unstructured sparse matrix in compressed-tensors' {@code sparse-bitmask} layout: the kept (non-zero) values in
  * row-major order, a packed bitmask of [rows, ceil(cols / 8)] bytes, and each row's offset into the values (I64). A
  * 50% sparse BF16 matrix takes 1 + 1/8 bytes per element instead of 2. The segments are used as given (mapped from a
- * file, or built on the heap by {@link #fromDense}); the constructor checks that they agree with each other, so
+ * file, or built by {@link #fromDense}); the constructor checks that they agree with each other, so
  * {@link #decode} can trust them.
  */
 public final class BitmaskMatrix implements MaskedMatrix {
@@ -17,6 +17,8 @@ public final class BitmaskMatrix implements MaskedMatrix {
 
     private final MemorySegment values;
     private final MemorySegment bitmask;
+    private final MemorySegment block; // values and bitmask in one segment, or null (MaskedMatrix.block)
+    private final long maskAt;
     private final MemorySegment rowOffsets;
     private final DType dtype;
     private final int rows;
@@ -31,6 +33,16 @@ public final class BitmaskMatrix implements MaskedMatrix {
      */
     public BitmaskMatrix(MemorySegment values, MemorySegment bitmask, MemorySegment rowOffsets, DType dtype, int rows,
                          int cols) {
+        this(values, bitmask, rowOffsets, dtype, rows, cols, null);
+    }
+
+    /** The values and mask of {@code block} (see {@link MaskedMatrix#block}). */
+    BitmaskMatrix(Bitmask.Block block, MemorySegment rowOffsets, DType dtype, int rows, int cols) {
+        this(block.values(), block.mask(), rowOffsets, dtype, rows, cols, block);
+    }
+
+    private BitmaskMatrix(MemorySegment values, MemorySegment bitmask, MemorySegment rowOffsets, DType dtype, int rows,
+                          int cols, Bitmask.Block block) {
         if (!dtype.isWeightType()) throw new IllegalArgumentException("values must be F32, F16 or BF16, not " + dtype);
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("shape [" + rows + ", " + cols + "] must be positive");
         this.rowBytes = Bitmask.rowBytes(cols);
@@ -57,6 +69,8 @@ public final class BitmaskMatrix implements MaskedMatrix {
         }
         this.values = values;
         this.bitmask = bitmask;
+        this.block = block == null ? null : block.seg();
+        this.maskAt = block == null ? 0 : block.maskAt();
         this.rowOffsets = rowOffsets;
         this.dtype = dtype;
         this.rows = rows;
@@ -82,7 +96,7 @@ public final class BitmaskMatrix implements MaskedMatrix {
             }
         }
         MemorySegment mask = MemorySegment.ofArray(Bitmask.pack(keep, rows, cols));
-        return new BitmaskMatrix(Bitmask.values(w, keep, kept, dtype), mask, rowOffsets, dtype, rows, cols);
+        return new BitmaskMatrix(Bitmask.Block.copy(Bitmask.values(w, keep, kept, dtype), mask), rowOffsets, dtype, rows, cols);
     }
 
     @Override
@@ -134,6 +148,16 @@ public final class BitmaskMatrix implements MaskedMatrix {
     @Override
     public MemorySegment bitmask() {
         return bitmask;
+    }
+
+    @Override
+    public MemorySegment block() {
+        return block;
+    }
+
+    @Override
+    public long maskAt() {
+        return maskAt;
     }
 
     @Override

@@ -12,6 +12,8 @@ import java.util.List;
 public final class NmMatrix implements MaskedMatrix {
     private final MemorySegment values;
     private final MemorySegment bitmask;
+    private final MemorySegment block; // values and bitmask in one segment, or null (MaskedMatrix.block)
+    private final long maskAt;
     private final DType dtype;
     private final int rows;
     private final int cols;
@@ -26,6 +28,16 @@ public final class NmMatrix implements MaskedMatrix {
      * @throws IllegalArgumentException when sizes disagree or a group does not keep exactly n values
      */
     public NmMatrix(MemorySegment values, MemorySegment bitmask, DType dtype, int rows, int cols, int n, int m) {
+        this(values, bitmask, dtype, rows, cols, n, m, null);
+    }
+
+    /** The values and mask of {@code block} (see {@link MaskedMatrix#block}). */
+    NmMatrix(Bitmask.Block block, DType dtype, int rows, int cols, int n, int m) {
+        this(block.values(), block.mask(), dtype, rows, cols, n, m, block);
+    }
+
+    private NmMatrix(MemorySegment values, MemorySegment bitmask, DType dtype, int rows, int cols, int n, int m,
+                     Bitmask.Block block) {
         if (!dtype.isWeightType()) throw new IllegalArgumentException("values must be F32, F16 or BF16, not " + dtype);
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("shape [" + rows + ", " + cols + "] must be positive");
         if (n < 1 || n >= m || m > 32) throw new IllegalArgumentException("pattern " + n + ":" + m + " needs 1 <= N < M <= 32");
@@ -52,6 +64,8 @@ public final class NmMatrix implements MaskedMatrix {
         }
         this.values = values;
         this.bitmask = bitmask;
+        this.block = block == null ? null : block.seg();
+        this.maskAt = block == null ? 0 : block.maskAt();
         this.dtype = dtype;
         this.rows = rows;
         this.cols = cols;
@@ -87,7 +101,7 @@ public final class NmMatrix implements MaskedMatrix {
             }
         }
         MemorySegment mask = MemorySegment.ofArray(Bitmask.pack(keep, rows, cols));
-        return new NmMatrix(Bitmask.values(w, keep, (long) size / m * n, dtype), mask, dtype, rows, cols, n, m);
+        return new NmMatrix(Bitmask.Block.copy(Bitmask.values(w, keep, (long) size / m * n, dtype), mask), dtype, rows, cols, n, m);
     }
 
     @Override
@@ -142,6 +156,16 @@ public final class NmMatrix implements MaskedMatrix {
     @Override
     public MemorySegment bitmask() {
         return bitmask;
+    }
+
+    @Override
+    public MemorySegment block() {
+        return block;
+    }
+
+    @Override
+    public long maskAt() {
+        return maskAt;
     }
 
     @Override

@@ -53,8 +53,8 @@ public final class ZeroCompression {
     public static MaskedMatrix compress(DenseMatrix d, Scan scan, Arena arena) {
         int rows = d.rows(), cols = d.cols(), width = d.dtype().bytes(), rb = Bitmask.rowBytes(cols);
         long kept = scan.twoFour() ? (long) rows * (cols / 2) : scan.elements() - scan.zeros();
-        MemorySegment values = arena.allocate(Math.max(1, kept) * width, 64).asSlice(0, kept * width);
-        MemorySegment mask = arena.allocate((long) rows * rb, 64);
+        Bitmask.Block block = Bitmask.Block.allocate(arena, kept * width, (long) rows * rb);
+        MemorySegment values = block.values(), mask = block.mask();
         MemorySegment offsets = scan.twoFour() ? null : arena.allocate(8L * rows, 64);
         long p = 0;
         for (int r = 0; r < rows; r++) {
@@ -81,16 +81,16 @@ public final class ZeroCompression {
                 }
             }
         }
-        return scan.twoFour() ? new NmMatrix(values, mask, d.dtype(), rows, cols, 2, 4)
-                : new BitmaskMatrix(values, mask, offsets, d.dtype(), rows, cols);
+        return scan.twoFour() ? new NmMatrix(block, d.dtype(), rows, cols, 2, 4)
+                : new BitmaskMatrix(block, offsets, d.dtype(), rows, cols);
     }
 
-    /** The same matrix with its segments copied into {@code arena} (64-byte aligned). */
+    /** The same matrix with its segments copied into {@code arena} (64-byte aligned; values and mask as one block). */
     public static MaskedMatrix copy(MaskedMatrix m, Arena arena) {
         return switch (m) {
-            case BitmaskMatrix b -> new BitmaskMatrix(copyOf(b.values(), arena), copyOf(b.bitmask(), arena),
+            case BitmaskMatrix b -> new BitmaskMatrix(Bitmask.Block.copy(arena, b.values(), b.bitmask()),
                     copyOf(b.rowOffsets(), arena), b.dtype(), b.rows(), b.cols());
-            case NmMatrix n -> new NmMatrix(copyOf(n.values(), arena), copyOf(n.bitmask(), arena), n.dtype(), n.rows(),
+            case NmMatrix n -> new NmMatrix(Bitmask.Block.copy(arena, n.values(), n.bitmask()), n.dtype(), n.rows(),
                     n.cols(), n.n(), n.m());
         };
     }

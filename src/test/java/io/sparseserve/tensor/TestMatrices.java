@@ -23,6 +23,17 @@ public final class TestMatrices {
         return new Stored(new DenseMatrix(seg, dtype, rows, cols), values);
     }
 
+    /** The given values stored in dtype (rounded), row-major [rows, cols]. */
+    public static Stored of(DType dtype, float[] given, int rows, int cols, Arena arena) {
+        MemorySegment seg = arena.allocate((long) rows * cols * dtype.bytes(), 8);
+        float[] values = new float[rows * cols];
+        for (int i = 0; i < values.length; i++) {
+            DTypeConvert.setFloat(seg, dtype, i, given[i]);
+            values[i] = DTypeConvert.getFloat(seg, dtype, i);
+        }
+        return new Stored(new DenseMatrix(seg, dtype, rows, cols), values);
+    }
+
     public static float[] randomVector(int n, long seed) {
         SplittableRandom rnd = new SplittableRandom(seed);
         float[] v = new float[n];

@@ -72,10 +72,10 @@ final class Bf16Gemv {
         }
         // Sum, tail, then bias: the order rowsBatched uses, so that a token's result does not depend on its batch.
         FloatVector sums = Lanes.sum4(e0.add(d0), e1.add(d1), e2.add(d2), e3.add(d3));
-        float y0 = sums.lane(0) + tail(seg, o, xe, xo, bound, half);
-        float y1 = sums.lane(1) + tail(seg, o + s, xe, xo, bound, half);
-        float y2 = sums.lane(2) + tail(seg, o + 2 * s, xe, xo, bound, half);
-        float y3 = sums.lane(3) + tail(seg, o + 3 * s, xe, xo, bound, half);
+        float y0 = sums.lane(0) + tail(seg, o, xe, xo, 0, bound, half);
+        float y1 = sums.lane(1) + tail(seg, o + s, xe, xo, 0, bound, half);
+        float y2 = sums.lane(2) + tail(seg, o + 2 * s, xe, xo, 0, bound, half);
+        float y3 = sums.lane(3) + tail(seg, o + 3 * s, xe, xo, 0, bound, half);
         if (bias != null) {
             y0 += bias[r];
             y1 += bias[r + q];
@@ -89,15 +89,7 @@ final class Bf16Gemv {
     }
 
     static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
-        int half = cols / 2, bound = I.loopBound(half);
-        long o = r * 2L * cols;
-        FloatVector e = FloatVector.zero(F), d = e;
-        for (int k = 0; k < bound; k += I.length()) {
-            IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
-            e = even(v).fma(FloatVector.fromArray(F, xe, k), e);
-            d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
-        }
-        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, bound, half);
+        return row(seg, r * 2L * cols, cols, xe, xo, 0);
     }
 
     /**
@@ -111,33 +103,47 @@ final class Bf16Gemv {
     static void rowsBatched(DenseMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
                             int r0, int r1, float[] buf) {
         MemorySegment seg = w.data();
-        int rows = w.rows(), cols = w.cols(), half = cols / 2;
+        int rows = w.rows(), cols = w.cols();
+        long rowBytes = 2L * cols;
         // Rows r and r + q share a tile: two long streams through memory, as in rows().
         int q = (r1 - r0) / 2;
-        for (int r = r0; r < r0 + q; r++) {
-            int t = 0;
-            for (; t + 4 <= tokens; t += 4) tile2x4(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q, buf);
-            for (; t + 2 <= tokens; t += 2) tile2x2(seg, cols, xe, xo, t * half, y, yOff + t * rows + r, rows, r, q);
-            for (; t < tokens; t++) {
-                y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
-                y[yOff + t * rows + r + q] = row(seg, cols, xe, xo, t * half, r + q);
-            }
-        }
-        for (int r = r0 + 2 * q; r < r1; r++) {
-            for (int t = 0; t < tokens; t++) y[yOff + t * rows + r] = row(seg, cols, xe, xo, t * half, r);
-        }
-        if (bias != null) {
-            for (int t = 0; t < tokens; t++) {
-                for (int i = r0; i < r1; i++) y[yOff + t * rows + i] += bias[i];
-            }
+        for (int r = r0; r < r0 + q; r++) pair(seg, r * rowBytes, q * rowBytes, cols, xe, xo, tokens, y, yOff + r, rows, q, buf);
+        for (int r = r0 + 2 * q; r < r1; r++) single(seg, r * rowBytes, cols, xe, xo, tokens, y, yOff + r, rows);
+        addBias(y, yOff, rows, tokens, bias, r0, r1);
+    }
+
+    /**
+     * Two rows, at byte offsets o and o + s of seg, times every token: the first row's result for token t goes to
+     * y[yo + t * ys], the second's yq further.
+     */
+    static void pair(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int tokens, float[] y, int yo,
+                     int ys, int yq, float[] buf) {
+        int half = cols / 2, t = 0;
+        for (; t + 4 <= tokens; t += 4) tile2x4(seg, o, s, cols, xe, xo, t * half, y, yo + t * ys, ys, yq, buf);
+        for (; t + 2 <= tokens; t += 2) tile2x2(seg, o, s, cols, xe, xo, t * half, y, yo + t * ys, ys, yq);
+        for (; t < tokens; t++) {
+            y[yo + t * ys] = row(seg, o, cols, xe, xo, t * half);
+            y[yo + t * ys + yq] = row(seg, o + s, cols, xe, xo, t * half);
         }
     }
 
-    /** Rows r, r + q times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
-    private static void tile2x4(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
-                                int r, int q, float[] buf) {
+    /** One row, at byte offset o of seg, times every token; token t's result to y[yo + t * ys]. */
+    static void single(MemorySegment seg, long o, int cols, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys) {
+        for (int t = 0; t < tokens; t++) y[yo + t * ys] = row(seg, o, cols, xe, xo, t * (cols / 2));
+    }
+
+    /** Adds bias[r] to rows [r0, r1) of every token's result, after the sums and tails (the order of {@link #panel}). */
+    static void addBias(float[] y, int yOff, int rows, int tokens, float[] bias, int r0, int r1) {
+        if (bias == null) return;
+        for (int t = 0; t < tokens; t++) {
+            for (int i = r0; i < r1; i++) y[yOff + t * rows + i] += bias[i];
+        }
+    }
+
+    /** The rows at o and o + s times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
+    private static void tile2x4(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int x0, float[] y,
+                                int yo, int ys, int yq, float[] buf) {
         int half = cols / 2, bound = I.loopBound(half);
-        long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         int x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
         FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
@@ -188,17 +194,16 @@ final class Bf16Gemv {
         y[yo + ys] = buf[1] + tail(seg, o, xe, xo, x1, bound, half);
         y[yo + 2 * ys] = buf[2] + tail(seg, o, xe, xo, x2, bound, half);
         y[yo + 3 * ys] = buf[3] + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + q] = buf[4] + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + q] = buf[5] + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + q] = buf[6] + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + q] = buf[7] + tail(seg, o1, xe, xo, x3, bound, half);
+        y[yo + yq] = buf[4] + tail(seg, o1, xe, xo, x0, bound, half);
+        y[yo + ys + yq] = buf[5] + tail(seg, o1, xe, xo, x1, bound, half);
+        y[yo + 2 * ys + yq] = buf[6] + tail(seg, o1, xe, xo, x2, bound, half);
+        y[yo + 3 * ys + yq] = buf[7] + tail(seg, o1, xe, xo, x3, bound, half);
     }
 
-    /** Rows r, r + q times tokens whose halves start at x0 and x0 + half; y at yo (row r, token 0), token stride ys. */
-    private static void tile2x2(MemorySegment seg, int cols, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
-                                int r, int q) {
+    /** The rows at o and o + s times tokens whose halves start at x0 and x0 + half; y at yo (first row, token 0). */
+    private static void tile2x2(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int x0, float[] y,
+                                int yo, int ys, int yq) {
         int half = cols / 2, bound = I.loopBound(half);
-        long rowBytes = 2L * cols, o = r * rowBytes, s = q * rowBytes;
         int x1 = x0 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e10 = e00, d10 = e00, e11 = e00, d11 = e00;
         for (int k = 0; k < bound; k += I.length()) {
@@ -222,14 +227,13 @@ final class Bf16Gemv {
         FloatVector sums = Lanes.sum4(e00.add(d00), e01.add(d01), e10.add(d10), e11.add(d11));
         y[yo] = sums.lane(0) + tail(seg, o, xe, xo, x0, bound, half);
         y[yo + ys] = sums.lane(1) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + q] = sums.lane(2) + tail(seg, o + s, xe, xo, x0, bound, half);
-        y[yo + ys + q] = sums.lane(3) + tail(seg, o + s, xe, xo, x1, bound, half);
+        y[yo + yq] = sums.lane(2) + tail(seg, o + s, xe, xo, x0, bound, half);
+        y[yo + ys + yq] = sums.lane(3) + tail(seg, o + s, xe, xo, x1, bound, half);
     }
 
-    /** {@link #row} for the token whose halves start at xOff. */
-    private static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int xOff, int r) {
+    /** {@link #row} of the row at byte offset o, for the token whose halves start at xOff. */
+    private static float row(MemorySegment seg, long o, int cols, float[] xe, float[] xo, int xOff) {
         int half = cols / 2, bound = I.loopBound(half);
-        long o = r * 2L * cols;
         FloatVector e = FloatVector.zero(F), d = e;
         for (int k = 0; k < bound; k += I.length()) {
             IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
@@ -239,7 +243,7 @@ final class Bf16Gemv {
         return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, xOff, bound, half);
     }
 
-    /** {@link #tail} for the token whose halves start at xOff. */
+    /** The element pairs [from, half) of the row at rowOff, scalar, for the token whose halves start at xOff. */
     private static float tail(MemorySegment seg, long rowOff, float[] xe, float[] xo, int xOff, int from, int half) {
         float s = 0f;
         for (int k = from; k < half; k++) {
@@ -255,15 +259,5 @@ final class Bf16Gemv {
 
     private static FloatVector odd(IntVector v) {
         return v.and(0xFFFF0000).reinterpretAsFloats();
-    }
-
-    /** The element pairs past the last full vector, scalar. */
-    private static float tail(MemorySegment seg, long rowOff, float[] xe, float[] xo, int from, int half) {
-        float s = 0f;
-        for (int k = from; k < half; k++) {
-            int pair = seg.get(PAIR, rowOff + 4L * k);
-            s += Float.intBitsToFloat(pair << 16) * xe[k] + Float.intBitsToFloat(pair & 0xFFFF0000) * xo[k];
-        }
-        return s;
     }
 }

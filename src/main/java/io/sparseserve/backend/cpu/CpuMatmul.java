@@ -5,6 +5,7 @@ import io.sparseserve.tensor.MaskedMatrix;
 import io.sparseserve.tensor.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -29,10 +30,10 @@ public final class CpuMatmul {
     private final CpuPool pool;
     private final float[][] scratch;
     private final float[][] tileSums; // per thread: tile4x4's 16 accumulators, summed in scalar code
+    private final MemorySegment[] rowScratch; // per thread: two rows of a sparse matrix decoded (SparseGemv.rowsBatched)
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
     private final DecodePass decode;
-    private float[] xCopy = new float[0];
     // One product as a pass of one matrix.
     private final WeightMatrix[] one = new WeightMatrix[1];
     private final float[][] oneY = new float[1][], oneBias = new float[1][];
@@ -49,6 +50,8 @@ public final class CpuMatmul {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
         this.tileSums = new float[pool.threads()][PANEL * TILE_T * Lanes.N];
+        this.rowScratch = new MemorySegment[pool.threads()];
+        Arrays.fill(rowScratch, MemorySegment.NULL);
         this.decode = new DecodePass(pool.threads());
         this.promptTask = new PromptRows(pool.threads());
     }
@@ -68,17 +71,20 @@ public final class CpuMatmul {
             decode(one, oneY, oneYOff, oneBias, 1, x, xOff);
             return;
         }
-        if (Bf16Gemv.appliesBatched(w)) {
+        boolean sparse = SparseGemv.applies(w);
+        if (sparse || Bf16Gemv.appliesBatched(w)) {
             // Several tokens take the same arithmetic per token as one (batch invariance, see Bf16Gemv.rowsBatched).
             int half = w.cols() / 2;
             ensureHalves(tokens * half);
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
-            pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias, true));
+            if (sparse) ensureRowScratch(w.cols());
+            pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias,
+                    sparse ? Kind.SPARSE : Kind.BF16));
             return;
         }
-        pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
+        pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, Kind.GENERAL));
     }
 
     /**
@@ -226,22 +232,27 @@ public final class CpuMatmul {
      * other rows gathered, the prompt kernel's kept-value lists.
      */
     public long scratchBytes() {
-        return 4L * (xEven.length + xOdd.length + xCopy.length + gx.length + gy.length + otherRows.length) + xt.byteSize()
-                + promptTask.bytes();
+        long rows = 0;
+        for (MemorySegment s : rowScratch) rows += s.byteSize();
+        return 4L * (xEven.length + xOdd.length + gx.length + gy.length + otherRows.length) + xt.byteSize()
+                + promptTask.bytes() + rows;
     }
 
     private final Rows rowsTask = new Rows();
+
+    /** Which kernel a batched product runs: dense BF16, sparse BF16 (both on x's halves) or the general panel path. */
+    private enum Kind { BF16, SPARSE, GENERAL }
 
     /** The output rows [r0, r1) of one product; refilled per call so that a step allocates nothing. */
     private final class Rows implements CpuPool.RangeTask {
         WeightMatrix w;
         float[] x, xOdd, y, bias;
         int xOff, tokens, yOff;
-        boolean bf16;
+        Kind kind;
 
-        /** bf16: x and xOdd are the even and odd halves of every token row (Bf16Gemv.rowsBatched). */
+        /** BF16 and SPARSE: x and xOdd are the even and odd halves of every token row (Bf16Gemv.rowsBatched). */
         Rows set(WeightMatrix w, float[] x, float[] xOdd, int xOff, int tokens, float[] y, int yOff, float[] bias,
-                 boolean bf16) {
+                 Kind kind) {
             this.w = w;
             this.x = x;
             this.xOdd = xOdd;
@@ -250,14 +261,18 @@ public final class CpuMatmul {
             this.y = y;
             this.yOff = yOff;
             this.bias = bias;
-            this.bf16 = bf16;
+            this.kind = kind;
             return this;
         }
 
         @Override
         public void run(int r0, int r1, int thread) {
-            if (bf16) Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
-            else rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
+            switch (kind) {
+                case BF16 -> Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
+                case SPARSE -> SparseGemv.rowsBatched((MaskedMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1,
+                        rowScratch[thread], scratch[thread]);
+                case GENERAL -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
+            }
         }
     }
 
@@ -281,18 +296,18 @@ public final class CpuMatmul {
         decode(ws, ys, null, biases, count, x, 0);
     }
 
-    /** One token through {@link DecodePass}: dense matrices read x split into halves, sparse ones x itself at 0. */
+    /** One token through {@link DecodePass}, which reads x split into halves. */
     private void decode(WeightMatrix[] ws, float[][] ys, int[] yOffs, float[][] biases, int count, float[] x, int xOff) {
         int cols = ws[0].cols();
-        if (ws[0] instanceof DenseMatrix) {
-            ensureHalves(cols / 2);
-            Bf16Gemv.split(x, xOff, cols, xEven, xOdd);
-        } else if (xOff != 0) {
-            if (xCopy.length < cols) xCopy = new float[cols];
-            System.arraycopy(x, xOff, xCopy, 0, cols);
-            x = xCopy;
-        }
-        pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, x, xEven, xOdd));
+        ensureHalves(cols / 2);
+        Bf16Gemv.split(x, xOff, cols, xEven, xOdd);
+        pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, xEven, xOdd));
+    }
+
+    /** Grows the per-thread scratch of sparse batched products (two rows of dense BF16) to {@code cols} columns. */
+    private void ensureRowScratch(int cols) {
+        if (rowScratch[0].byteSize() >= 4L * cols) return;
+        for (int t = 0; t < rowScratch.length; t++) rowScratch[t] = Arena.ofAuto().allocate(4L * cols, 64);
     }
 
     /**

@@ -32,7 +32,7 @@ final class DecodePass implements CpuPool.RangeTask {
     private final float[][] sums;  // [thread]: SparseGemv.panel's four accumulators, summed in scalar code
     private int count;
     private boolean sparse;
-    private float[] x, xe, xo;
+    private float[] xe, xo;
 
     DecodePass(int threads) {
         this.threads = threads;
@@ -48,18 +48,16 @@ final class DecodePass implements CpuPool.RangeTask {
 
     /** Dense BF16 of an even width, or compressed sparse BF16 ({@link SparseGemv#applies}); one token. */
     static boolean applies(WeightMatrix w, int tokens) {
-        return Bf16Gemv.applies(w, tokens) || SparseGemv.applies(w, tokens);
+        return Bf16Gemv.applies(w, tokens) || tokens == 1 && SparseGemv.applies(w);
     }
 
     /**
      * Sets up the products of ws[0..count) with x, all dense or all sparse; then {@code pool.parallelFor(threads(),
-     * this)}. xe and xo: x split into even and odd elements ({@link Bf16Gemv#split}), for dense matrices.
+     * this)}. xe and xo: x split into even and odd elements ({@link Bf16Gemv#split}).
      */
-    DecodePass prepare(WeightMatrix[] ws, float[][] ys, int[] yOffs, float[][] biases, int count, float[] x,
-                       float[] xe, float[] xo) {
+    DecodePass prepare(WeightMatrix[] ws, float[][] ys, int[] yOffs, float[][] biases, int count, float[] xe, float[] xo) {
         this.count = count;
         this.sparse = ws[0] instanceof MaskedMatrix;
-        this.x = x;
         this.xe = xe;
         this.xo = xo;
         for (int t = 0; t < threads; t++) claims.set(t * PAD, 0);
@@ -100,7 +98,7 @@ final class DecodePass implements CpuPool.RangeTask {
 
     private void row(int m, int r) {
         if (sparse) {
-            SparseGemv.row((MaskedMatrix) w[m], x, y[m], yOff[m], bias[m], r);
+            SparseGemv.row((MaskedMatrix) w[m], xe, xo, y[m], yOff[m], bias[m], r);
         } else {
             DenseMatrix d = (DenseMatrix) w[m];
             float v = Bf16Gemv.row(d.data(), d.cols(), xe, xo, r);
@@ -117,7 +115,7 @@ final class DecodePass implements CpuPool.RangeTask {
         }
         int r = start[m][t] + i, q = quarter[m][t];
         if (sparse) {
-            SparseGemv.panel((MaskedMatrix) w[m], x, y[m], yOff[m], bias[m], r, q, sums[thread]);
+            SparseGemv.panel((MaskedMatrix) w[m], xe, xo, y[m], yOff[m], bias[m], r, q, sums[thread]);
         } else {
             DenseMatrix d = (DenseMatrix) w[m];
             Bf16Gemv.panel(d.data(), d.cols(), xe, xo, y[m], yOff[m], bias[m], r, q);

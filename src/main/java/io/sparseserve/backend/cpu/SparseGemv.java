@@ -3,99 +3,85 @@ package io.sparseserve.backend.cpu;
 import io.sparseserve.tensor.DType;
 import io.sparseserve.tensor.MaskedMatrix;
 import io.sparseserve.tensor.WeightMatrix;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Matrix times one vector for compressed sparse BF16 weights ({@link MaskedMatrix}), the decode hot path of a pruned
- * model, fused so that only the kept values and the bitmask are read: for each vector of columns, the mask bits say
- * which lanes are kept, that many values are loaded from the row's value stream, widened and spread over the kept
- * lanes ({@code expand}), and multiplied into the sum. A 50% sparse matrix streams 1 + 1/8 bytes per weight
- * instead of the 2 of dense.
+ * Decode over compressed sparse BF16 weights ({@link MaskedMatrix}), fused so that only the kept values and the
+ * bitmask are read, with the arithmetic of dense BF16 ({@link Bf16Gemv}): per step of 32 columns, the 32 mask bits
+ * say which columns are kept, that many BF16 values are loaded from the row's position and spread over the kept
+ * positions as 16-bit lanes ({@code ShortVector.expand}, one {@code vpexpandw} on AVX-512 VBMI2), which makes 16
+ * pairs of columns; shifting a pair's 32-bit lane left by 16 gives the even column as a float, masking its low half
+ * the odd one, and the two multiply-add into even and odd accumulators against x split into its even and odd
+ * elements. One expand serves 32 columns (the previous kernel widened to floats first and expanded 16 at a time).
  *
- * <p>The arithmetic per row is that of {@link CpuMatmul}'s panel kernel, which serves several tokens (blocks of
- * {@link CpuMatmul#K_BLOCK} columns, one vector accumulator per block, its sum plus the block's scalar tail added
- * to the row's total, starting from the bias): a sequence's logits do not depend on whether it was decoded alone
- * or in a batch.
+ * <p>Batch-1 decode ({@link #panel}, {@link #row}) reads the matrix's {@link MaskedMatrix#block} (values and mask in
+ * one segment). Several tokens ({@link #rowsBatched}) decode two rows at a time into a scratch segment of dense BF16
+ * with the same expand and run {@link Bf16Gemv}'s tiles over it: every (row, token) gets the arithmetic of batch 1,
+ * so a sequence's logits do not depend on its batch, and a dense file with zeros gives the bits of its compressed
+ * copy under {@code --compress off} too (a kept-out weight is +0 in both).
  */
 final class SparseGemv {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
-    private static final int LANES = F.length();
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
 
+    /**
+     * Whether these kernels run here: 16-lane float vectors (AVX-512) and a one-instruction 16-bit expand (VBMI2:
+     * Ice Lake and later Xeons, Zen 4 and later EPYCs), read from /proc/cpuinfo. Elsewhere the Vector API would run
+     * the expand in Java, element by element; sparse products then take {@link CpuMatmul}'s general path, batch 1 and
+     * batches alike.
+     */
+    static final boolean SUPPORTED = F.length() == 16 && cpuFlag("avx512_vbmi2");
+
     private SparseGemv() {}
 
-    /** One token over compressed BF16 weights, with vectors of 8 or 16 lanes (a whole number of mask bytes). */
-    static boolean applies(WeightMatrix w, int tokens) {
-        return tokens == 1 && w instanceof MaskedMatrix && w.dtype() == DType.BF16 && (LANES == 8 || LANES == 16);
+    /** Compressed BF16 with an even width whose values and mask share one segment, on a machine that has the kernels. */
+    static boolean applies(WeightMatrix w) {
+        return SUPPORTED && w instanceof MaskedMatrix m && m.dtype() == DType.BF16 && m.cols() % 2 == 0 && m.block() != null;
     }
 
     /**
-     * y[yOff + r] for rows r, r + q, r + 2q, r + 3q at once: four value streams and four mask streams. buf: scratch of
-     * 4 {@link Lanes#N} floats for the four sums, added in scalar code (as {@code CpuMatmul.tile4x4} does): when one
-     * JVM runs both sparse formats (bench --compare), the type checks use up C2's node budget and a reduction taking
-     * vectors was called out of line with its vectors boxed (batch-1 decode at a third of its speed, measured).
+     * y[yOff + r] for rows r, r + q, r + 2q, r + 3q at once (four streams through memory, as {@link Bf16Gemv#panel}),
+     * x split into xe and xo ({@link Bf16Gemv#split}). buf: scratch of 4 {@link Lanes#N} floats for the four sums,
+     * added in scalar code (with both sparse classes behind w's calls, C2 ran out of nodes here and boxed a
+     * reduction taking vectors; measured with the previous kernel).
      */
-    static void panel(MaskedMatrix w, float[] x, float[] y, int yOff, float[] bias, int r, int q, float[] buf) {
-        int r1 = r + q, r2 = r1 + q, r3 = r2 + q;
-        MemorySegment vals = w.values();
-        // A vector load reads LANES values from a row's position: it must not run past the last value.
-        if (w.valueIndex(r3 + 1) + LANES > vals.byteSize() / 2) {
-            row(w, x, y, yOff, bias, r);
-            row(w, x, y, yOff, bias, r1);
-            row(w, x, y, yOff, bias, r2);
-            row(w, x, y, yOff, bias, r3);
-            return;
+    static void panel(MaskedMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r, int q, float[] buf) {
+        int r1 = r + q, r2 = r1 + q, r3 = r2 + q, rb = w.maskRowBytes(), half = w.cols() / 2, bound = I.loopBound(half);
+        long mask = w.maskAt();
+        MemorySegment b = w.block();
+        // Rows r, r + q, then r + 2q, r + 3q, from one call site: C2 inlines the loop once (two inlined copies, or four
+        // rows in one loop, ran out of C2's nodes and left vector operations out of line, boxed).
+        for (int h = 0; h < 2; h++) {
+            int a = r + 2 * h * q, c = a + q;
+            sums2(b, 2 * w.valueIndex(a), 2 * w.valueIndex(c), mask + (long) a * rb, mask + (long) c * rb, xe, xo, bound, buf,
+                    2 * h * Lanes.N);
         }
-        MemorySegment mask = w.bitmask();
-        int cols = w.cols(), rb = w.maskRowBytes();
-        long p0 = w.valueIndex(r), p1 = w.valueIndex(r1), p2 = w.valueIndex(r2), p3 = w.valueIndex(r3);
-        long m0 = (long) r * rb, m1 = (long) r1 * rb, m2 = (long) r2 * rb, m3 = (long) r3 * rb;
-        float y0 = bias == null ? 0f : bias[r], y1 = bias == null ? 0f : bias[r1];
-        float y2 = bias == null ? 0f : bias[r2], y3 = bias == null ? 0f : bias[r3];
-        for (int k0 = 0; k0 < cols; k0 += CpuMatmul.K_BLOCK) {
-            int len = Math.min(CpuMatmul.K_BLOCK, cols - k0), end = k0 + F.loopBound(len);
-            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-            for (int c = k0; c < end; c += LANES) {
-                FloatVector xv = FloatVector.fromArray(F, x, c);
-                long b0 = bits(mask, m0, c), b1 = bits(mask, m1, c), b2 = bits(mask, m2, c), b3 = bits(mask, m3, c);
-                a0 = kept(vals, p0, b0).fma(xv, a0);
-                a1 = kept(vals, p1, b1).fma(xv, a1);
-                a2 = kept(vals, p2, b2).fma(xv, a2);
-                a3 = kept(vals, p3, b3).fma(xv, a3);
-                p0 += Long.bitCount(b0);
-                p1 += Long.bitCount(b1);
-                p2 += Long.bitCount(b2);
-                p3 += Long.bitCount(b3);
-            }
-            float t0 = 0f, t1 = 0f, t2 = 0f, t3 = 0f;
-            for (int c = end; c < k0 + len; c++) {
-                if (bit(mask, m0, c)) t0 += value(vals, p0++) * x[c]; else t0 += 0f * x[c];
-                if (bit(mask, m1, c)) t1 += value(vals, p1++) * x[c]; else t1 += 0f * x[c];
-                if (bit(mask, m2, c)) t2 += value(vals, p2++) * x[c]; else t2 += 0f * x[c];
-                if (bit(mask, m3, c)) t3 += value(vals, p3++) * x[c]; else t3 += 0f * x[c];
-            }
-            int n = Lanes.N;
-            a0.intoArray(buf, 0);
-            a1.intoArray(buf, n);
-            a2.intoArray(buf, 2 * n);
-            a3.intoArray(buf, 3 * n);
-            Lanes.sums(buf, 4);
-            y0 += buf[0] + t0;
-            y1 += buf[1] + t1;
-            y2 += buf[2] + t2;
-            y3 += buf[3] + t3;
+        Lanes.sums(buf, 4);
+        // Sum, tail, then bias: Bf16Gemv's order.
+        float y0 = buf[0] + tail(w, r, xe, xo, bound, half);
+        float y1 = buf[1] + tail(w, r1, xe, xo, bound, half);
+        float y2 = buf[2] + tail(w, r2, xe, xo, bound, half);
+        float y3 = buf[3] + tail(w, r3, xe, xo, bound, half);
+        if (bias != null) {
+            y0 += bias[r];
+            y1 += bias[r1];
+            y2 += bias[r2];
+            y3 += bias[r3];
         }
         y[yOff + r] = y0;
         y[yOff + r1] = y1;
@@ -103,53 +89,149 @@ final class SparseGemv {
         y[yOff + r3] = y3;
     }
 
-    /** y[yOff + r] alone, with loads masked to the values that exist (the matrix's last rows, leftover rows). */
-    static void row(MaskedMatrix w, float[] x, float[] y, int yOff, float[] bias, int r) {
-        MemorySegment vals = w.values(), mask = w.bitmask();
-        long nValues = vals.byteSize() / 2;
-        int cols = w.cols();
-        long p = w.valueIndex(r), m = (long) r * w.maskRowBytes();
-        float acc = bias == null ? 0f : bias[r];
-        for (int k0 = 0; k0 < cols; k0 += CpuMatmul.K_BLOCK) {
-            int len = Math.min(CpuMatmul.K_BLOCK, cols - k0), end = k0 + F.loopBound(len);
-            FloatVector a = FloatVector.zero(F);
-            for (int c = k0; c < end; c += LANES) {
-                long b = bits(mask, m, c);
-                VectorMask<Short> exists = S.indexInRange(p, nValues);
-                ShortVector s = ShortVector.fromMemorySegment(S, vals, 2 * p, ByteOrder.LITTLE_ENDIAN, exists);
-                a = widen(s).expand(VectorMask.fromLong(F, b)).fma(FloatVector.fromArray(F, x, c), a);
-                p += Long.bitCount(b);
-            }
-            float t = 0f;
-            for (int c = end; c < k0 + len; c++) {
-                if (bit(mask, m, c)) t += value(vals, p++) * x[c]; else t += 0f * x[c];
-            }
-            acc += Lanes.sum(a) + t;
+    /**
+     * The vector part of two rows whose values start at bytes p0, p1 and masks at m0, m1 of block b: each row's even
+     * plus odd accumulator into buf at {@code at} and {@code at + N}. Only primitives and the block, and two rows, not
+     * four: with the row lookups and tails in the loop's method, or four rows in the loop, C2 ran out of nodes and
+     * called vector operations out of line, boxed (batch-1 decode at a tenth of its speed, measured).
+     */
+    private static void sums2(MemorySegment b, long p0, long p1, long m0, long m1, float[] xe, float[] xo, int bound,
+                              float[] buf, int at) {
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, d0 = e0, d1 = e0;
+        for (int k = 0; k < bound; k += 16) {
+            FloatVector ve = FloatVector.fromArray(F, xe, k), vo = FloatVector.fromArray(F, xo, k);
+            long c = k >>> 2; // the mask byte of column 2k
+            long b0 = bits(b, m0 + c), b1 = bits(b, m1 + c);
+            IntVector v = spread(b, p0, b0);
+            e0 = even(v).fma(ve, e0);
+            d0 = odd(v).fma(vo, d0);
+            v = spread(b, p1, b1);
+            e1 = even(v).fma(ve, e1);
+            d1 = odd(v).fma(vo, d1);
+            p0 += 2 * Long.bitCount(b0);
+            p1 += 2 * Long.bitCount(b1);
         }
-        y[yOff + r] = acc;
+        e0.add(d0).intoArray(buf, at);
+        e1.add(d1).intoArray(buf, at + Lanes.N);
     }
 
-    /** The mask bits of columns [c, c + LANES) of the row whose mask starts at byte m (c a multiple of LANES). */
-    private static long bits(MemorySegment mask, long m, int c) {
-        long at = m + (c >>> 3);
-        return LANES == 16 ? mask.get(I16, at) & 0xffffL : mask.get(U8, at) & 0xffL;
+    /** y[yOff + r] alone (the rows past a thread's last panel): one row of {@link #panel}. */
+    static void row(MaskedMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r) {
+        MemorySegment b = w.block();
+        int cols = w.cols(), half = cols / 2, bound = I.loopBound(half);
+        long p = 2 * w.valueIndex(r), m = w.maskAt() + (long) r * w.maskRowBytes();
+        FloatVector e = FloatVector.zero(F), d = e;
+        for (int k = 0; k < bound; k += 16) {
+            long bits = bits(b, m + (k >>> 2));
+            IntVector v = spread(b, p, bits);
+            e = even(v).fma(FloatVector.fromArray(F, xe, k), e);
+            d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
+            p += 2 * Long.bitCount(bits);
+        }
+        float s = Lanes.sum(e.add(d)) + tail(w, r, xe, xo, bound, half);
+        y[yOff + r] = bias == null ? s : s + bias[r];
     }
 
-    private static boolean bit(MemorySegment mask, long m, int c) {
-        return (mask.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0;
+    /**
+     * Rows [r0, r1) for T tokens (token t's halves of x at {@code t * cols / 2}): rows r and r + q decoded into
+     * scratch (4 cols bytes: two rows of dense BF16) and multiplied by {@link Bf16Gemv#pair}, as dense rows would be.
+     */
+    static void rowsBatched(MaskedMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
+                            int r0, int r1, MemorySegment scratch, float[] buf) {
+        int rows = w.rows(), cols = w.cols();
+        long rowBytes = 2L * cols;
+        int q = (r1 - r0) / 2;
+        for (int r = r0; r < r0 + q; r++) {
+            decode(w, r, scratch, 0);
+            decode(w, r + q, scratch, rowBytes);
+            Bf16Gemv.pair(scratch, 0, rowBytes, cols, xe, xo, tokens, y, yOff + r, rows, q, buf);
+        }
+        for (int r = r0 + 2 * q; r < r1; r++) {
+            decode(w, r, scratch, 0);
+            Bf16Gemv.single(scratch, 0, cols, xe, xo, tokens, y, yOff + r, rows);
+        }
+        Bf16Gemv.addBias(y, yOff, rows, tokens, bias, r0, r1);
     }
 
-    /** LANES values from position p, widened, spread over the lanes whose bits are set (zero elsewhere). */
-    private static FloatVector kept(MemorySegment vals, long p, long bits) {
-        return widen(ShortVector.fromMemorySegment(S, vals, 2 * p, ByteOrder.LITTLE_ENDIAN)).expand(VectorMask.fromLong(F, bits));
+    /** Row r as dense BF16 into dst at byte offset o: the kept values at their columns, +0 elsewhere. */
+    static void decode(MaskedMatrix w, int r, MemorySegment dst, long o) {
+        MemorySegment b = w.block();
+        int cols = w.cols(), bound = I.loopBound(cols / 2);
+        long p = 2 * w.valueIndex(r), m = w.maskAt() + (long) r * w.maskRowBytes();
+        for (int k = 0; k < bound; k += 16) {
+            long bits = bits(b, m + (k >>> 2));
+            ShortVector.fromMemorySegment(S, b, p, ByteOrder.LITTLE_ENDIAN).expand(VectorMask.fromLong(S, bits))
+                    .intoMemorySegment(dst, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
+            p += 2 * Long.bitCount(bits);
+        }
+        for (int c = 2 * bound; c < cols; c++) {
+            boolean kept = (b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0;
+            short v = 0;
+            if (kept) {
+                v = b.get(I16, p);
+                p += 2;
+            }
+            dst.set(I16, o + 2L * c, v);
+        }
     }
 
-    private static FloatVector widen(ShortVector s) {
-        IntVector w = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
-        return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    /** The 32 mask bits at byte {@code at} of the block. */
+    private static long bits(MemorySegment b, long at) {
+        return b.get(I32, at) & 0xffffffffL;
     }
 
-    private static float value(MemorySegment vals, long p) {
-        return Float.intBitsToFloat(vals.get(I16, 2 * p) << 16);
+    /**
+     * The 32 columns whose mask bits are {@code bits}, as 16 pairs: the BF16 values from byte p of the block spread
+     * over the set bits (a load reads 64 bytes: the block's padding keeps it inside).
+     */
+    private static IntVector spread(MemorySegment b, long p, long bits) {
+        return ShortVector.fromMemorySegment(S, b, p, ByteOrder.LITTLE_ENDIAN).expand(VectorMask.fromLong(S, bits))
+                .reinterpretAsInts();
+    }
+
+    /**
+     * Column pairs [from, half) of row r, scalar: {@link Bf16Gemv}'s tail over the row as it decodes. The tail's values
+     * are the row's last ones: they start where the next row's begin, less those its mask bits keep.
+     */
+    private static float tail(MaskedMatrix w, int r, float[] xe, float[] xo, int from, int half) {
+        if (from == half) return 0f;
+        MemorySegment b = w.block();
+        long m = w.maskAt() + (long) r * w.maskRowBytes(), p = 2 * w.valueIndex(r + 1);
+        for (int c = 2 * from; c < 2 * half; c++) p -= 2 * (b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1);
+        float s = 0f;
+        for (int k = from; k < half; k++) {
+            float we = 0f, wo = 0f;
+            int c = 2 * k;
+            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
+                we = Float.intBitsToFloat(b.get(I16, p) << 16);
+                p += 2;
+            }
+            c++;
+            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
+                wo = Float.intBitsToFloat(b.get(I16, p) << 16);
+                p += 2;
+            }
+            s += we * xe[k] + wo * xo[k];
+        }
+        return s;
+    }
+
+    private static FloatVector even(IntVector v) {
+        return v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static FloatVector odd(IntVector v) {
+        return v.and(0xFFFF0000).reinterpretAsFloats();
+    }
+
+    private static boolean cpuFlag(String flag) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("flags")) return (" " + line.substring(line.indexOf(':') + 1) + " ").contains(" " + flag + " ");
+            }
+        } catch (IOException | RuntimeException e) {
+            // Not Linux, or not readable: the general path.
+        }
+        return false;
     }
 }

@@ -55,11 +55,9 @@ public final class SparseKernelBench {
         float[] x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         DenseMatrix dense = denseBf16(w, rows, cols);
-        BitmaskMatrix heap = BitmaskMatrix.fromDense(w, rows, cols, DType.BF16);
-        BitmaskMatrix bm = new BitmaskMatrix(offHeap(heap.values()), offHeap(heap.bitmask()), offHeap(heap.rowOffsets()),
-                DType.BF16, rows, cols);
-        NmMatrix heap24 = NmMatrix.fromDense(w24, rows, cols, 2, 4, DType.BF16);
-        NmMatrix nm = new NmMatrix(offHeap(heap24.values()), offHeap(heap24.bitmask()), DType.BF16, rows, cols, 2, 4);
+        // fromDense puts values and mask in one native block, as loading does (MaskedMatrix.block).
+        BitmaskMatrix bm = BitmaskMatrix.fromDense(w, rows, cols, DType.BF16);
+        NmMatrix nm = NmMatrix.fromDense(w24, rows, cols, 2, 4, DType.BF16);
         float[] xe = new float[cols / 2], xo = new float[cols / 2];
         Bf16Gemv.split(x, 0, cols, xe, xo);
         float[] y = new float[rows];
@@ -67,22 +65,22 @@ public final class SparseKernelBench {
         float[] sums = new float[4 * Lanes.N];
         int q = rows / 4;
         variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
-        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, x, y, 0, null, r, q, sums); });
+        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, xe, xo, y, 0, null, r, q, sums); });
         Nm24PlanesProbe planes = new Nm24PlanesProbe(nm);
         float[] x4 = new float[cols];
         Nm24PlanesProbe.split4(x, cols, x4);
         float[] yp = new float[rows], yc = new float[rows];
-        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, x, yc, 0, null, r, q, sums); }
+        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, xe, xo, yc, 0, null, r, q, sums); }
         double err = 0;
         for (int r = 0; r < rows; r++) err = Math.max(err, Math.abs(yp[r] - yc[r]) / (1e-3 + Math.abs(yc[r])));
         System.out.println("nm24-planes max rel diff vs current: " + err);
-        variants.put("bitmask-rows", () -> { for (int r = 0; r < rows; r++) SparseGemv.row(bm, x, y, 0, null, r); });
+        variants.put("bitmask-rows", () -> { for (int r = 0; r < rows; r++) SparseGemv.row(bm, xe, xo, y, 0, null, r); });
         variants.put("nm24-planes", () -> { for (int r = 0; r < q; r++) planes.panel(x4, y, r, q); });
         float[] x4t = new float[4 * cols], y4 = new float[4 * rows];
         for (int t = 0; t < 4; t++) { float[] part = new float[cols]; Nm24PlanesProbe.split4(x, cols, part); System.arraycopy(part, 0, x4t, t * cols, cols); }
         variants.put("nm24-planes-t4", () -> { for (int r = 0; r < rows; r++) planes.tile4(x4t, r, y4, rows); });
         variants.put("nm24-planes-rows", () -> { for (int r = 0; r < rows; r++) y[r] = planes.row(x4, r); });
-        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, x, y, 0, null, r, q, sums); });
+        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, xe, xo, y, 0, null, r, q, sums); });
         variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
         variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
