@@ -5,7 +5,6 @@ import io.sparseserve.tensor.MaskedMatrix;
 import io.sparseserve.tensor.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -30,7 +29,7 @@ public final class CpuMatmul {
     private final CpuPool pool;
     private final float[][] scratch;
     private final float[][] tileSums; // per thread: tile4x4's 16 accumulators, summed in scalar code
-    private final MemorySegment[] rowScratch; // per thread: two rows of a sparse matrix decoded (SparseGemv.rowsBatched)
+    private final float[][] planes; // per thread: two rows of a sparse matrix widened (SparseGemv.rowsBatched)
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
     private final DecodePass decode;
@@ -50,8 +49,7 @@ public final class CpuMatmul {
         this.pool = pool;
         this.scratch = new float[pool.threads()][PANEL * K_BLOCK];
         this.tileSums = new float[pool.threads()][PANEL * TILE_T * Lanes.N];
-        this.rowScratch = new MemorySegment[pool.threads()];
-        Arrays.fill(rowScratch, MemorySegment.NULL);
+        this.planes = new float[pool.threads()][0];
         this.decode = new DecodePass(pool.threads());
         this.promptTask = new PromptRows(pool.threads());
     }
@@ -79,7 +77,7 @@ public final class CpuMatmul {
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
-            if (sparse) ensureRowScratch(w.cols());
+            if (sparse) ensurePlanes(w.cols());
             pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias,
                     sparse ? Kind.SPARSE : Kind.BF16));
             return;
@@ -233,9 +231,9 @@ public final class CpuMatmul {
      */
     public long scratchBytes() {
         long rows = 0;
-        for (MemorySegment s : rowScratch) rows += s.byteSize();
-        return 4L * (xEven.length + xOdd.length + gx.length + gy.length + otherRows.length) + xt.byteSize()
-                + promptTask.bytes() + rows;
+        for (float[] p : planes) rows += p.length;
+        return 4L * (xEven.length + xOdd.length + gx.length + gy.length + otherRows.length + rows) + xt.byteSize()
+                + promptTask.bytes();
     }
 
     private final Rows rowsTask = new Rows();
@@ -270,7 +268,7 @@ public final class CpuMatmul {
             switch (kind) {
                 case BF16 -> Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
                 case SPARSE -> SparseGemv.rowsBatched((MaskedMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1,
-                        rowScratch[thread], scratch[thread]);
+                        planes[thread], tileSums[thread]);
                 case GENERAL -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
             }
         }
@@ -304,10 +302,10 @@ public final class CpuMatmul {
         pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, xEven, xOdd));
     }
 
-    /** Grows the per-thread scratch of sparse batched products (two rows of dense BF16) to {@code cols} columns. */
-    private void ensureRowScratch(int cols) {
-        if (rowScratch[0].byteSize() >= 4L * cols) return;
-        for (int t = 0; t < rowScratch.length; t++) rowScratch[t] = Arena.ofAuto().allocate(4L * cols, 64);
+    /** Grows the per-thread scratch of sparse batched products (two rows, widened) to {@code cols} columns. */
+    private void ensurePlanes(int cols) {
+        if (planes[0].length >= 2 * cols) return;
+        for (int t = 0; t < planes.length; t++) planes[t] = new float[2 * cols];
     }
 
     /**

@@ -134,45 +134,125 @@ final class SparseGemv {
 
     /**
      * Rows [r0, r1) for T tokens (token t's halves of x at {@code t * cols / 2}): rows r and r + q decoded into
-     * scratch (4 cols bytes: two rows of dense BF16) and multiplied by {@link Bf16Gemv#pair}, as dense rows would be.
+     * planes (scratch: 2 cols floats: each row's even columns, then its odd ones, as floats) and multiplied in tiles
+     * of 2 rows x 4 (or 2, or 1) tokens with {@link Bf16Gemv#rowsBatched}'s arithmetic, the widening done once per
+     * row instead of once per tile.
      */
     static void rowsBatched(MaskedMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
-                            int r0, int r1, MemorySegment scratch, float[] buf) {
-        int rows = w.rows(), cols = w.cols();
-        long rowBytes = 2L * cols;
+                            int r0, int r1, float[] planes, float[] buf) {
+        int rows = w.rows(), cols = w.cols(), half = cols / 2;
         int q = (r1 - r0) / 2;
         for (int r = r0; r < r0 + q; r++) {
-            decode(w, r, scratch, 0);
-            decode(w, r + q, scratch, rowBytes);
-            Bf16Gemv.pair(scratch, 0, rowBytes, cols, xe, xo, tokens, y, yOff + r, rows, q, buf);
+            decode(w, r, planes, 0);
+            decode(w, r + q, planes, cols);
+            int t = 0, yo = yOff + r;
+            for (; t + 4 <= tokens; t += 4) tile2x4(planes, cols, half, xe, xo, t * half, y, yo + t * rows, rows, q, buf);
+            for (; t < tokens; t++) {
+                y[yo + t * rows] = row(planes, 0, half, xe, xo, t * half);
+                y[yo + t * rows + q] = row(planes, cols, half, xe, xo, t * half);
+            }
         }
         for (int r = r0 + 2 * q; r < r1; r++) {
-            decode(w, r, scratch, 0);
-            Bf16Gemv.single(scratch, 0, cols, xe, xo, tokens, y, yOff + r, rows);
+            decode(w, r, planes, 0);
+            for (int t = 0; t < tokens; t++) y[yOff + r + t * rows] = row(planes, 0, half, xe, xo, t * half);
         }
         Bf16Gemv.addBias(y, yOff, rows, tokens, bias, r0, r1);
     }
 
-    /** Row r as dense BF16 into dst at byte offset o: the kept values at their columns, +0 elsewhere. */
-    static void decode(MaskedMatrix w, int r, MemorySegment dst, long o) {
+    /** Row r's even columns as floats into dst[o, o + half), its odd ones into dst[o + half, o + 2 half). */
+    static void decode(MaskedMatrix w, int r, float[] dst, int o) {
         MemorySegment b = w.block();
-        int cols = w.cols(), bound = I.loopBound(cols / 2);
+        int cols = w.cols(), half = cols / 2, bound = I.loopBound(half);
         long p = 2 * w.valueIndex(r), m = w.maskAt() + (long) r * w.maskRowBytes();
         for (int k = 0; k < bound; k += 16) {
             long bits = bits(b, m + (k >>> 2));
-            ShortVector.fromMemorySegment(S, b, p, ByteOrder.LITTLE_ENDIAN).expand(VectorMask.fromLong(S, bits))
-                    .intoMemorySegment(dst, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
+            IntVector v = spread(b, p, bits);
+            even(v).intoArray(dst, o + k);
+            odd(v).intoArray(dst, o + half + k);
             p += 2 * Long.bitCount(bits);
         }
-        for (int c = 2 * bound; c < cols; c++) {
-            boolean kept = (b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0;
-            short v = 0;
-            if (kept) {
-                v = b.get(I16, p);
+        for (int c = 2 * bound; c < 2 * half; c++) {
+            float v = 0f;
+            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
+                v = Float.intBitsToFloat(b.get(I16, p) << 16);
                 p += 2;
             }
-            dst.set(I16, o + 2L * c, v);
+            dst[o + (c & 1) * half + c / 2] = v;
         }
+    }
+
+    /**
+     * The rows whose planes start at 0 and {@code s} (= cols) of p times four tokens whose halves start at x0, x0 +
+     * half, ...: Bf16Gemv.tile2x4's fused multiply-adds, accumulators, sums and tails, on weights already widened.
+     */
+    private static void tile2x4(float[] p, int s, int half, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
+                                int yq, float[] buf) {
+        int bound = I.loopBound(half), x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
+        FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
+        FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
+        for (int k = 0; k < bound; k += 16) {
+            FloatVector we0 = FloatVector.fromArray(F, p, k), wo0 = FloatVector.fromArray(F, p, half + k);
+            FloatVector we1 = FloatVector.fromArray(F, p, s + k), wo1 = FloatVector.fromArray(F, p, s + half + k);
+            FloatVector ve = FloatVector.fromArray(F, xe, x0 + k), vo = FloatVector.fromArray(F, xo, x0 + k);
+            e00 = we0.fma(ve, e00);
+            d00 = wo0.fma(vo, d00);
+            e10 = we1.fma(ve, e10);
+            d10 = wo1.fma(vo, d10);
+            ve = FloatVector.fromArray(F, xe, x1 + k);
+            vo = FloatVector.fromArray(F, xo, x1 + k);
+            e01 = we0.fma(ve, e01);
+            d01 = wo0.fma(vo, d01);
+            e11 = we1.fma(ve, e11);
+            d11 = wo1.fma(vo, d11);
+            ve = FloatVector.fromArray(F, xe, x2 + k);
+            vo = FloatVector.fromArray(F, xo, x2 + k);
+            e02 = we0.fma(ve, e02);
+            d02 = wo0.fma(vo, d02);
+            e12 = we1.fma(ve, e12);
+            d12 = wo1.fma(vo, d12);
+            ve = FloatVector.fromArray(F, xe, x3 + k);
+            vo = FloatVector.fromArray(F, xo, x3 + k);
+            e03 = we0.fma(ve, e03);
+            d03 = wo0.fma(vo, d03);
+            e13 = we1.fma(ve, e13);
+            d13 = wo1.fma(vo, d13);
+        }
+        int n = Lanes.N;
+        e00.add(d00).intoArray(buf, 0);
+        e01.add(d01).intoArray(buf, n);
+        e02.add(d02).intoArray(buf, 2 * n);
+        e03.add(d03).intoArray(buf, 3 * n);
+        e10.add(d10).intoArray(buf, 4 * n);
+        e11.add(d11).intoArray(buf, 5 * n);
+        e12.add(d12).intoArray(buf, 6 * n);
+        e13.add(d13).intoArray(buf, 7 * n);
+        Lanes.sums(buf, 8);
+        y[yo] = buf[0] + tail(p, 0, half, xe, xo, x0, bound);
+        y[yo + ys] = buf[1] + tail(p, 0, half, xe, xo, x1, bound);
+        y[yo + 2 * ys] = buf[2] + tail(p, 0, half, xe, xo, x2, bound);
+        y[yo + 3 * ys] = buf[3] + tail(p, 0, half, xe, xo, x3, bound);
+        y[yo + yq] = buf[4] + tail(p, s, half, xe, xo, x0, bound);
+        y[yo + ys + yq] = buf[5] + tail(p, s, half, xe, xo, x1, bound);
+        y[yo + 2 * ys + yq] = buf[6] + tail(p, s, half, xe, xo, x2, bound);
+        y[yo + 3 * ys + yq] = buf[7] + tail(p, s, half, xe, xo, x3, bound);
+    }
+
+    /** The row whose planes start at o of p times the token whose halves start at xOff: Bf16Gemv's row. */
+    private static float row(float[] p, int o, int half, float[] xe, float[] xo, int xOff) {
+        int bound = I.loopBound(half);
+        FloatVector e = FloatVector.zero(F), d = e;
+        for (int k = 0; k < bound; k += 16) {
+            e = FloatVector.fromArray(F, p, o + k).fma(FloatVector.fromArray(F, xe, xOff + k), e);
+            d = FloatVector.fromArray(F, p, o + half + k).fma(FloatVector.fromArray(F, xo, xOff + k), d);
+        }
+        return Lanes.sum(e.add(d)) + tail(p, o, half, xe, xo, xOff, bound);
+    }
+
+    /** Pairs [from, half) of the row whose planes start at o, scalar: Bf16Gemv's tail. */
+    private static float tail(float[] p, int o, int half, float[] xe, float[] xo, int xOff, int from) {
+        float s = 0f;
+        for (int k = from; k < half; k++) s += p[o + k] * xe[xOff + k] + p[o + half + k] * xo[xOff + k];
+        return s;
     }
 
     /** The 32 mask bits at byte {@code at} of the block. */
