@@ -89,47 +89,76 @@ final class Bf16Gemv {
     }
 
     static float row(MemorySegment seg, int cols, float[] xe, float[] xo, int r) {
-        return row(seg, r * 2L * cols, cols, xe, xo, 0);
+        int half = cols / 2, bound = I.loopBound(half);
+        long o = r * 2L * cols;
+        FloatVector e = FloatVector.zero(F), d = e;
+        for (int k = 0; k < bound; k += I.length()) {
+            IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
+            e = even(v).fma(FloatVector.fromArray(F, xe, k), e);
+            d = odd(v).fma(FloatVector.fromArray(F, xo, k), d);
+        }
+        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, 0, bound, half);
     }
 
     /**
      * The same product for T token rows (x split per token: token t's halves at {@code t * cols / 2}), with exactly
-     * the arithmetic of {@link #rows} for every (row, token): the same fused multiply-adds in the same order, the same
+     * the arithmetic of {@link #row} for every (row, token): the same fused multiply-adds in the same order, the same
      * even/odd accumulators, reduction and tail. A sequence's logits therefore do not depend on whether it was
-     * decoded alone (T = 1, {@link #rows}) or batched with others (continuous batching), while the batch still
-     * reads each weight panel from memory once: a tile of 2 rows x 4 (or 2) tokens shares the loads of weights and
-     * inputs.
+     * decoded alone or batched with others (continuous batching), while the batch still reads each weight row from
+     * memory once: rows r and r + q are widened into float planes (planes: scratch of 2 cols floats; each row's even
+     * elements, then its odd ones), which tiles of 2 rows x 4 tokens then share from L1.
      */
     static void rowsBatched(DenseMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
-                            int r0, int r1, float[] buf) {
+                            int r0, int r1, float[] planes, float[] buf) {
         MemorySegment seg = w.data();
-        int rows = w.rows(), cols = w.cols();
+        int rows = w.rows(), cols = w.cols(), half = cols / 2;
         long rowBytes = 2L * cols;
-        // Rows r and r + q share a tile: two long streams through memory, as in rows().
+        // Rows r and r + q together: two long streams through memory, as in panel().
         int q = (r1 - r0) / 2;
-        for (int r = r0; r < r0 + q; r++) pair(seg, r * rowBytes, q * rowBytes, cols, xe, xo, tokens, y, yOff + r, rows, q, buf);
-        for (int r = r0 + 2 * q; r < r1; r++) single(seg, r * rowBytes, cols, xe, xo, tokens, y, yOff + r, rows);
+        for (int r = r0; r < r0 + q; r++) {
+            widen(seg, r * rowBytes, half, planes, 0);
+            widen(seg, (r + q) * rowBytes, half, planes, cols);
+            pair(planes, cols, half, xe, xo, tokens, y, yOff + r, rows, q, buf);
+        }
+        for (int r = r0 + 2 * q; r < r1; r++) {
+            widen(seg, r * rowBytes, half, planes, 0);
+            single(planes, half, xe, xo, tokens, y, yOff + r, rows);
+        }
         addBias(y, yOff, rows, tokens, bias, r0, r1);
     }
 
-    /**
-     * Two rows, at byte offsets o and o + s of seg, times every token: the first row's result for token t goes to
-     * y[yo + t * ys], the second's yq further.
-     */
-    static void pair(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int tokens, float[] y, int yo,
-                     int ys, int yq, float[] buf) {
-        int half = cols / 2, t = 0;
-        for (; t + 4 <= tokens; t += 4) tile2x4(seg, o, s, cols, xe, xo, t * half, y, yo + t * ys, ys, yq, buf);
-        for (; t + 2 <= tokens; t += 2) tile2x2(seg, o, s, cols, xe, xo, t * half, y, yo + t * ys, ys, yq);
-        for (; t < tokens; t++) {
-            y[yo + t * ys] = row(seg, o, cols, xe, xo, t * half);
-            y[yo + t * ys + yq] = row(seg, o + s, cols, xe, xo, t * half);
+    /** The row at byte offset o of seg as float planes: its even elements into dst[at, at + half), odd ones after. */
+    private static void widen(MemorySegment seg, long o, int half, float[] dst, int at) {
+        int bound = I.loopBound(half), k = 0;
+        for (; k < bound; k += I.length()) {
+            IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
+            even(v).intoArray(dst, at + k);
+            odd(v).intoArray(dst, at + half + k);
+        }
+        for (; k < half; k++) {
+            int pair = seg.get(PAIR, o + 4L * k);
+            dst[at + k] = Float.intBitsToFloat(pair << 16);
+            dst[at + half + k] = Float.intBitsToFloat(pair & 0xFFFF0000);
         }
     }
 
-    /** One row, at byte offset o of seg, times every token; token t's result to y[yo + t * ys]. */
-    static void single(MemorySegment seg, long o, int cols, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys) {
-        for (int t = 0; t < tokens; t++) y[yo + t * ys] = row(seg, o, cols, xe, xo, t * (cols / 2));
+    /**
+     * Two rows as float planes, at 0 and s of p, times every token: the first row's result for token t goes to y[yo
+     * + t * ys], the second's yq further.
+     */
+    static void pair(float[] p, int s, int half, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys, int yq,
+                     float[] buf) {
+        int t = 0;
+        for (; t + 4 <= tokens; t += 4) tile2x4(p, s, half, xe, xo, t * half, y, yo + t * ys, ys, yq, buf);
+        for (; t < tokens; t++) {
+            y[yo + t * ys] = row(p, 0, half, xe, xo, t * half);
+            y[yo + t * ys + yq] = row(p, s, half, xe, xo, t * half);
+        }
+    }
+
+    /** One row as float planes at 0 of p times every token; token t's result to y[yo + t * ys]. */
+    static void single(float[] p, int half, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys) {
+        for (int t = 0; t < tokens; t++) y[yo + t * ys] = row(p, 0, half, xe, xo, t * half);
     }
 
     /** Adds bias[r] to rows [r0, r1) of every token's result, after the sums and tails (the order of {@link #panel}). */
@@ -140,18 +169,18 @@ final class Bf16Gemv {
         }
     }
 
-    /** The rows at o and o + s times four tokens whose halves start at x0, x0 + half, ...; 16 accumulators. */
-    private static void tile2x4(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int x0, float[] y,
-                                int yo, int ys, int yq, float[] buf) {
-        int half = cols / 2, bound = I.loopBound(half);
-        int x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
+    /**
+     * The rows whose planes start at 0 and {@code s} (= cols) of p times four tokens whose halves start at x0, x0 +
+     * half, ...: the fused multiply-adds, accumulators, sums and tails of {@link #panel} per (row, token), 16 accumulators.
+     */
+    private static void tile2x4(float[] p, int s, int half, float[] xe, float[] xo, int x0, float[] y, int yo, int ys,
+                                int yq, float[] buf) {
+        int bound = I.loopBound(half), x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
         FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
-        for (int k = 0; k < bound; k += I.length()) {
-            long off = o + 4L * k;
-            IntVector v0 = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
-            IntVector v1 = IntVector.fromMemorySegment(I, seg, off + s, ByteOrder.LITTLE_ENDIAN);
-            FloatVector we0 = even(v0), wo0 = odd(v0), we1 = even(v1), wo1 = odd(v1);
+        for (int k = 0; k < bound; k += 16) {
+            FloatVector we0 = FloatVector.fromArray(F, p, k), wo0 = FloatVector.fromArray(F, p, half + k);
+            FloatVector we1 = FloatVector.fromArray(F, p, s + k), wo1 = FloatVector.fromArray(F, p, s + half + k);
             FloatVector ve = FloatVector.fromArray(F, xe, x0 + k), vo = FloatVector.fromArray(F, xo, x0 + k);
             e00 = we0.fma(ve, e00);
             d00 = wo0.fma(vo, d00);
@@ -176,10 +205,6 @@ final class Bf16Gemv {
             e13 = we1.fma(ve, e13);
             d13 = wo1.fma(vo, d13);
         }
-        long o1 = o + s;
-        // The 8 sums through buf, in scalar code (Lanes.sum(float[], int)): C2 has spent its node budget on this
-        // method by here (NodeCountInliningCutoff), so a reduction taking vectors would be called out of line with
-        // its vectors boxed; and before C2, scalar adds are far cheaper than the Vector API's boxed fallback.
         int n = Lanes.N;
         e00.add(d00).intoArray(buf, 0);
         e01.add(d01).intoArray(buf, n);
@@ -190,57 +215,32 @@ final class Bf16Gemv {
         e12.add(d12).intoArray(buf, 6 * n);
         e13.add(d13).intoArray(buf, 7 * n);
         Lanes.sums(buf, 8);
-        y[yo] = buf[0] + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = buf[1] + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + 2 * ys] = buf[2] + tail(seg, o, xe, xo, x2, bound, half);
-        y[yo + 3 * ys] = buf[3] + tail(seg, o, xe, xo, x3, bound, half);
-        y[yo + yq] = buf[4] + tail(seg, o1, xe, xo, x0, bound, half);
-        y[yo + ys + yq] = buf[5] + tail(seg, o1, xe, xo, x1, bound, half);
-        y[yo + 2 * ys + yq] = buf[6] + tail(seg, o1, xe, xo, x2, bound, half);
-        y[yo + 3 * ys + yq] = buf[7] + tail(seg, o1, xe, xo, x3, bound, half);
+        y[yo] = buf[0] + tail(p, 0, half, xe, xo, x0, bound);
+        y[yo + ys] = buf[1] + tail(p, 0, half, xe, xo, x1, bound);
+        y[yo + 2 * ys] = buf[2] + tail(p, 0, half, xe, xo, x2, bound);
+        y[yo + 3 * ys] = buf[3] + tail(p, 0, half, xe, xo, x3, bound);
+        y[yo + yq] = buf[4] + tail(p, s, half, xe, xo, x0, bound);
+        y[yo + ys + yq] = buf[5] + tail(p, s, half, xe, xo, x1, bound);
+        y[yo + 2 * ys + yq] = buf[6] + tail(p, s, half, xe, xo, x2, bound);
+        y[yo + 3 * ys + yq] = buf[7] + tail(p, s, half, xe, xo, x3, bound);
     }
 
-    /** The rows at o and o + s times tokens whose halves start at x0 and x0 + half; y at yo (first row, token 0). */
-    private static void tile2x2(MemorySegment seg, long o, long s, int cols, float[] xe, float[] xo, int x0, float[] y,
-                                int yo, int ys, int yq) {
-        int half = cols / 2, bound = I.loopBound(half);
-        int x1 = x0 + half;
-        FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e10 = e00, d10 = e00, e11 = e00, d11 = e00;
-        for (int k = 0; k < bound; k += I.length()) {
-            FloatVector ve0 = FloatVector.fromArray(F, xe, x0 + k), vo0 = FloatVector.fromArray(F, xo, x0 + k);
-            FloatVector ve1 = FloatVector.fromArray(F, xe, x1 + k), vo1 = FloatVector.fromArray(F, xo, x1 + k);
-            long off = o + 4L * k;
-            IntVector v = IntVector.fromMemorySegment(I, seg, off, ByteOrder.LITTLE_ENDIAN);
-            FloatVector we = even(v), wo = odd(v);
-            e00 = we.fma(ve0, e00);
-            d00 = wo.fma(vo0, d00);
-            e01 = we.fma(ve1, e01);
-            d01 = wo.fma(vo1, d01);
-            v = IntVector.fromMemorySegment(I, seg, off + s, ByteOrder.LITTLE_ENDIAN);
-            we = even(v);
-            wo = odd(v);
-            e10 = we.fma(ve0, e10);
-            d10 = wo.fma(vo0, d10);
-            e11 = we.fma(ve1, e11);
-            d11 = wo.fma(vo1, d11);
-        }
-        FloatVector sums = Lanes.sum4(e00.add(d00), e01.add(d01), e10.add(d10), e11.add(d11));
-        y[yo] = sums.lane(0) + tail(seg, o, xe, xo, x0, bound, half);
-        y[yo + ys] = sums.lane(1) + tail(seg, o, xe, xo, x1, bound, half);
-        y[yo + yq] = sums.lane(2) + tail(seg, o + s, xe, xo, x0, bound, half);
-        y[yo + ys + yq] = sums.lane(3) + tail(seg, o + s, xe, xo, x1, bound, half);
-    }
-
-    /** {@link #row} of the row at byte offset o, for the token whose halves start at xOff. */
-    private static float row(MemorySegment seg, long o, int cols, float[] xe, float[] xo, int xOff) {
-        int half = cols / 2, bound = I.loopBound(half);
+    /** The row whose planes start at o of p times the token whose halves start at xOff: {@link #row}'s arithmetic. */
+    private static float row(float[] p, int o, int half, float[] xe, float[] xo, int xOff) {
+        int bound = I.loopBound(half);
         FloatVector e = FloatVector.zero(F), d = e;
-        for (int k = 0; k < bound; k += I.length()) {
-            IntVector v = IntVector.fromMemorySegment(I, seg, o + 4L * k, ByteOrder.LITTLE_ENDIAN);
-            e = even(v).fma(FloatVector.fromArray(F, xe, xOff + k), e);
-            d = odd(v).fma(FloatVector.fromArray(F, xo, xOff + k), d);
+        for (int k = 0; k < bound; k += 16) {
+            e = FloatVector.fromArray(F, p, o + k).fma(FloatVector.fromArray(F, xe, xOff + k), e);
+            d = FloatVector.fromArray(F, p, o + half + k).fma(FloatVector.fromArray(F, xo, xOff + k), d);
         }
-        return Lanes.sum(e.add(d)) + tail(seg, o, xe, xo, xOff, bound, half);
+        return Lanes.sum(e.add(d)) + tail(p, o, half, xe, xo, xOff, bound);
+    }
+
+    /** Pairs [from, half) of the row whose planes start at o, scalar: {@link #tail}'s arithmetic. */
+    private static float tail(float[] p, int o, int half, float[] xe, float[] xo, int xOff, int from) {
+        float s = 0f;
+        for (int k = from; k < half; k++) s += p[o + k] * xe[xOff + k] + p[o + half + k] * xo[xOff + k];
+        return s;
     }
 
     /** The element pairs [from, half) of the row at rowOff, scalar, for the token whose halves start at xOff. */

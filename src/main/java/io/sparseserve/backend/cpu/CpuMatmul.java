@@ -17,8 +17,10 @@ import jdk.incubator.vector.VectorSpecies;
  * float32 scratch buffer that stays in L1 and is reused by every token, while the block of activations
  * (T x K_BLOCK floats) stays in L2. The micro-kernel keeps a 4 x 4 tile of dot products in 16 vector registers.
  *
- * <p>Prompt tokens over compressed sparse weights take {@link SparsePrompt} instead (only the kept values' work),
- * when the caller lists them; the other tokens of the product keep the arithmetic above.
+ * <p>Dense BF16 ({@link Bf16Gemv}) and compressed sparse BF16 ({@link SparseGemv}, where the machine has its
+ * instructions) have fused kernels of their own, for one token and for several alike. Prompt tokens over compressed
+ * sparse weights take {@link SparsePrompt} instead (only the kept values' work), when the caller lists them; the
+ * other tokens of the product keep the decode arithmetic.
  */
 public final class CpuMatmul {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -29,7 +31,7 @@ public final class CpuMatmul {
     private final CpuPool pool;
     private final float[][] scratch;
     private final float[][] tileSums; // per thread: tile4x4's 16 accumulators, summed in scalar code
-    private final float[][] planes; // per thread: two rows of a sparse matrix widened (SparseGemv.rowsBatched)
+    private final float[][] planes; // per thread: two rows widened into float planes (batched BF16 and sparse products)
     private float[] xEven = new float[0];
     private float[] xOdd = new float[0];
     private final DecodePass decode;
@@ -77,7 +79,7 @@ public final class CpuMatmul {
             for (int t = 0; t < tokens; t++) {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
-            if (sparse) ensurePlanes(w.cols());
+            ensurePlanes(w.cols());
             pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias,
                     sparse ? Kind.SPARSE : Kind.BF16));
             return;
@@ -266,7 +268,8 @@ public final class CpuMatmul {
         @Override
         public void run(int r0, int r1, int thread) {
             switch (kind) {
-                case BF16 -> Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, scratch[thread]);
+                case BF16 -> Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, planes[thread],
+                        tileSums[thread]);
                 case SPARSE -> SparseGemv.rowsBatched((MaskedMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1,
                         planes[thread], tileSums[thread]);
                 case GENERAL -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
@@ -302,7 +305,7 @@ public final class CpuMatmul {
         pool.parallelFor(decode.threads(), decode.prepare(ws, ys, yOffs, biases, count, xEven, xOdd));
     }
 
-    /** Grows the per-thread scratch of sparse batched products (two rows, widened) to {@code cols} columns. */
+    /** Grows the per-thread scratch of batched BF16 and sparse products (two rows, widened) to {@code cols} columns. */
     private void ensurePlanes(int cols) {
         if (planes[0].length >= 2 * cols) return;
         for (int t = 0; t < planes.length; t++) planes[t] = new float[2 * cols];

@@ -85,8 +85,6 @@ public final class SparseKernelBench {
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
         variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
         variants.put("widen-only(per16kept)", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.widenOnly(bm, x, y, r, q); });
-        if (args.length > 4) variants.put("bitmask-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(bm, xe, xo, y, r, q); });
-        if (args.length > 4) variants.put("nm24-expand32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expand32(nm, xe, xo, y, r, q); });
         variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
         // The whole product through CpuMatmul on one thread, at batch sizes: decode (1), batched decode, prefill.
         CpuMatmul mm = new CpuMatmul(new CpuPool(1));

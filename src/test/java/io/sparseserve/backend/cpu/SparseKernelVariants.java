@@ -23,48 +23,6 @@ final class SparseKernelVariants {
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** 32 columns per step: 32 kept BF16 values spread over 32 short lanes (vpexpandw), then the dense even/odd FMAs. */
-    static void expand32(MaskedMatrix w, float[] xe, float[] xo, float[] y, int r, int q) {
-        MemorySegment vals = w.values(), mask = w.bitmask();
-        int r1 = r + q, r2 = r1 + q, r3 = r2 + q;
-        if (w.valueIndex(r3 + 1) + 32 > vals.byteSize() / 2) return;
-        int cols = w.cols(), rb = w.maskRowBytes(), bound = cols & ~31;
-        long p0 = w.valueIndex(r), p1 = w.valueIndex(r1), p2 = w.valueIndex(r2), p3 = w.valueIndex(r3);
-        long m0 = (long) r * rb, m1 = (long) r1 * rb, m2 = (long) r2 * rb, m3 = (long) r3 * rb;
-        FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
-        for (int c = 0; c < bound; c += 32) {
-            int k = c >>> 1;
-            FloatVector ve = FloatVector.fromArray(F, xe, k), vo = FloatVector.fromArray(F, xo, k);
-            long b0 = mask.get(I32, m0 + (c >>> 3)) & 0xffffffffL, b1 = mask.get(I32, m1 + (c >>> 3)) & 0xffffffffL;
-            long b2 = mask.get(I32, m2 + (c >>> 3)) & 0xffffffffL, b3 = mask.get(I32, m3 + (c >>> 3)) & 0xffffffffL;
-            IntVector v = spread(vals, p0, b0);
-            e0 = even(v).fma(ve, e0);
-            d0 = odd(v).fma(vo, d0);
-            v = spread(vals, p1, b1);
-            e1 = even(v).fma(ve, e1);
-            d1 = odd(v).fma(vo, d1);
-            v = spread(vals, p2, b2);
-            e2 = even(v).fma(ve, e2);
-            d2 = odd(v).fma(vo, d2);
-            v = spread(vals, p3, b3);
-            e3 = even(v).fma(ve, e3);
-            d3 = odd(v).fma(vo, d3);
-            p0 += Long.bitCount(b0);
-            p1 += Long.bitCount(b1);
-            p2 += Long.bitCount(b2);
-            p3 += Long.bitCount(b3);
-        }
-        y[r] = e0.add(d0).reduceLanes(VectorOperators.ADD);
-        y[r1] = e1.add(d1).reduceLanes(VectorOperators.ADD);
-        y[r2] = e2.add(d2).reduceLanes(VectorOperators.ADD);
-        y[r3] = e3.add(d3).reduceLanes(VectorOperators.ADD);
-    }
-
-    private static IntVector spread(MemorySegment vals, long p, long bits) {
-        return ShortVector.fromMemorySegment(S32, vals, 2 * p, ByteOrder.LITTLE_ENDIAN).expand(VectorMask.fromLong(S32, bits))
-                .reinterpretAsInts();
-    }
-
     /** 16 columns per step: x compressed under the mask against the next 16 packed values. */
     static void compressX(MaskedMatrix w, float[] x, float[] y, int r, int q) {
         MemorySegment vals = w.values(), mask = w.bitmask();
@@ -242,11 +200,4 @@ final class SparseKernelVariants {
         return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
-    private static FloatVector even(IntVector v) {
-        return v.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
-
-    private static FloatVector odd(IntVector v) {
-        return v.and(0xFFFF0000).reinterpretAsFloats();
-    }
 }
