@@ -199,5 +199,4 @@ final class SparseKernelVariants {
         ShortVector s = ShortVector.fromMemorySegment(S16, vals, 2 * p, ByteOrder.LITTLE_ENDIAN);
         return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
-
 }
