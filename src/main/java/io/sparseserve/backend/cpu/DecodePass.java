@@ -29,7 +29,7 @@ final class DecodePass implements CpuPool.RangeTask {
     private final int[] yOff = new int[MAX_MATRICES];
     private final int[][] start;   // [matrix][thread]: first row of the thread's range; [threads] = rows
     private final int[][] quarter; // [matrix][thread]: panels in the range (a quarter of its rows)
-    private final float[][] sums;  // [thread]: SparseGemv.panel's four accumulators, summed in scalar code
+    private final float[][] sums;  // [thread]: SparseGemv.pair's accumulators, summed in scalar code
     private int count;
     private boolean sparse;
     private float[] xe, xo;
@@ -115,7 +115,9 @@ final class DecodePass implements CpuPool.RangeTask {
         }
         int r = start[m][t] + i, q = quarter[m][t];
         if (sparse) {
-            SparseGemv.panel((MaskedMatrix) w[m], xe, xo, y[m], yOff[m], bias[m], r, q, sums[thread]);
+            MaskedMatrix s = (MaskedMatrix) w[m];
+            SparseGemv.pair(s, xe, xo, y[m], yOff[m], bias[m], r, q, sums[thread]);
+            SparseGemv.pair(s, xe, xo, y[m], yOff[m], bias[m], r + 2 * q, q, sums[thread]);
         } else {
             DenseMatrix d = (DenseMatrix) w[m];
             Bf16Gemv.panel(d.data(), d.cols(), xe, xo, y[m], yOff[m], bias[m], r, q);

@@ -25,7 +25,7 @@ import jdk.incubator.vector.VectorSpecies;
  * the odd one, and the two multiply-add into even and odd accumulators against x split into its even and odd
  * elements. One expand serves 32 columns (the previous kernel widened to floats first and expanded 16 at a time).
  *
- * <p>Batch-1 decode ({@link #panel}, {@link #row}) reads the matrix's {@link MaskedMatrix#block} (values and mask in
+ * <p>Batch-1 decode ({@link #pair}, {@link #row}) reads the matrix's {@link MaskedMatrix#block} (values and mask in
  * one segment). Several tokens ({@link #rowsBatched}) expand two rows at a time into float planes (even columns, odd
  * columns) and multiply them in tiles with Bf16Gemv's arithmetic: every (row, token) gets the bits of batch 1, so a
  * sequence's logits do not depend on its batch; and a dense file with zeros gives the same bits under {@code
@@ -38,7 +38,7 @@ final class SparseGemv {
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
-    // A constant, not and(0xFFFF0000): a broadcast per use took C2 nodes that the four-row loop does not have.
+    // A constant rather than and(0xFFFF0000), whose broadcast per use costs C2 nodes in the loop.
     private static final IntVector HIGH = IntVector.broadcast(I, 0xFFFF0000);
 
     /**
@@ -57,73 +57,47 @@ final class SparseGemv {
     }
 
     /**
-     * y[yOff + r] for rows r, r + q, r + 2q, r + 3q at once (four streams through memory, as {@link Bf16Gemv#panel}),
-     * x split into xe and xo ({@link Bf16Gemv#split}). buf: scratch of 4 {@link Lanes#N} floats for the four sums,
-     * added in scalar code (with both sparse classes behind w's calls, C2 ran out of nodes here and boxed a
-     * reduction taking vectors; measured with the previous kernel).
+     * y[yOff + r] and y[yOff + r + q] (two streams through memory; {@link DecodePass} runs two pairs per panel, four
+     * streams as {@link Bf16Gemv#panel}), x split into xe and xo ({@link Bf16Gemv#split}); buf: scratch of 2
+     * {@link Lanes#N} floats. Two rows and more bytecode than C2 inlines into a caller (FreqInlineSize, 325): C2
+     * compiles this method alone, and its node budget (NodeCountInliningCutoff) holds the loop's vector operations
+     * with room to spare. Four rows in one loop, or two pairs inlined into one caller, ran out of nodes in a JVM that
+     * had run other kernels: C2 left vector operations out of line, boxed (decode at a tenth of its speed; 6.5 MB
+     * allocated per step, measured by DecodeAllocationTest).
      */
-    static void panel(MaskedMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r, int q, float[] buf) {
-        int r1 = r + q, r2 = r1 + q, r3 = r2 + q, rb = w.maskRowBytes(), half = w.cols() / 2, bound = I.loopBound(half);
-        long mask = w.maskAt();
-        sums4(w.block(), 2 * w.valueIndex(r), 2 * w.valueIndex(r1), 2 * w.valueIndex(r2), 2 * w.valueIndex(r3),
-                mask + (long) r * rb, mask + (long) r1 * rb, mask + (long) r2 * rb, mask + (long) r3 * rb, xe, xo, bound, buf);
-        Lanes.sums(buf, 4);
-        // Sum, tail, then bias: Bf16Gemv's order.
-        float y0 = buf[0] + tail(w, r, xe, xo, bound, half);
-        float y1 = buf[1] + tail(w, r1, xe, xo, bound, half);
-        float y2 = buf[2] + tail(w, r2, xe, xo, bound, half);
-        float y3 = buf[3] + tail(w, r3, xe, xo, bound, half);
-        if (bias != null) {
-            y0 += bias[r];
-            y1 += bias[r1];
-            y2 += bias[r2];
-            y3 += bias[r3];
-        }
-        y[yOff + r] = y0;
-        y[yOff + r1] = y1;
-        y[yOff + r2] = y2;
-        y[yOff + r3] = y3;
-    }
-
-    /**
-     * The vector part of four rows whose values start at bytes p0..p3 and masks at m0..m3 of block b: each row's even
-     * plus odd accumulator into buf at 0, N, 2N, 3N. Only primitives and the block, and more bytecode than C2 inlines
-     * into a caller (FreqInlineSize, 325): with the row lookups and tails in the same compilation, or two copies of a
-     * two-row loop, C2 ran out of nodes and left vector operations out of line, boxed (batch-1 decode at a tenth of
-     * its speed, measured).
-     */
-    private static void sums4(MemorySegment b, long p0, long p1, long p2, long p3, long m0, long m1, long m2, long m3,
-                              float[] xe, float[] xo, int bound, float[] buf) {
-        FloatVector e0 = FloatVector.zero(F), e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
+    static void pair(MaskedMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r, int q, float[] buf) {
+        int r1 = r + q, rb = w.maskRowBytes(), half = w.cols() / 2, bound = I.loopBound(half);
+        MemorySegment b = w.block();
+        long p0 = 2 * w.valueIndex(r), p1 = 2 * w.valueIndex(r1), m0 = w.maskAt() + (long) r * rb, m1 = m0 + (long) q * rb;
+        FloatVector e0 = FloatVector.zero(F), e1 = e0, d0 = e0, d1 = e0;
         for (int k = 0; k < bound; k += 16) {
             FloatVector ve = FloatVector.fromArray(F, xe, k), vo = FloatVector.fromArray(F, xo, k);
             long c = k >>> 2; // the mask byte of column 2k
-            long b0 = bits(b, m0 + c), b1 = bits(b, m1 + c), b2 = bits(b, m2 + c), b3 = bits(b, m3 + c);
+            long b0 = bits(b, m0 + c), b1 = bits(b, m1 + c);
             IntVector v = spread(b, p0, b0);
             e0 = even(v).fma(ve, e0);
             d0 = odd(v).fma(vo, d0);
             v = spread(b, p1, b1);
             e1 = even(v).fma(ve, e1);
             d1 = odd(v).fma(vo, d1);
-            v = spread(b, p2, b2);
-            e2 = even(v).fma(ve, e2);
-            d2 = odd(v).fma(vo, d2);
-            v = spread(b, p3, b3);
-            e3 = even(v).fma(ve, e3);
-            d3 = odd(v).fma(vo, d3);
             p0 += 2 * Long.bitCount(b0);
             p1 += 2 * Long.bitCount(b1);
-            p2 += 2 * Long.bitCount(b2);
-            p3 += 2 * Long.bitCount(b3);
         }
-        int n = Lanes.N;
+        // Through buf in scalar code, and sum, tail, then bias: Bf16Gemv's order.
         e0.add(d0).intoArray(buf, 0);
-        e1.add(d1).intoArray(buf, n);
-        e2.add(d2).intoArray(buf, 2 * n);
-        e3.add(d3).intoArray(buf, 3 * n);
+        e1.add(d1).intoArray(buf, Lanes.N);
+        Lanes.sums(buf, 2);
+        float y0 = buf[0] + tail(w, r, xe, xo, bound, half);
+        float y1 = buf[1] + tail(w, r1, xe, xo, bound, half);
+        if (bias != null) {
+            y0 += bias[r];
+            y1 += bias[r1];
+        }
+        y[yOff + r] = y0;
+        y[yOff + r1] = y1;
     }
 
-    /** y[yOff + r] alone (the rows past a thread's last panel): one row of {@link #panel}. */
+    /** y[yOff + r] alone (the rows past a thread's last panel): one row of {@link #pair}. */
     static void row(MaskedMatrix w, float[] xe, float[] xo, float[] y, int yOff, float[] bias, int r) {
         MemorySegment b = w.block();
         int cols = w.cols(), half = cols / 2, bound = I.loopBound(half);

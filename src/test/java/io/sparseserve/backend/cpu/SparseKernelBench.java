@@ -65,12 +65,12 @@ public final class SparseKernelBench {
         float[] sums = new float[4 * Lanes.N];
         int q = rows / 4;
         variants.put("dense-bf16", () -> { for (int r = 0; r < q; r++) Bf16Gemv.panel(dense.data(), cols, xe, xo, y, 0, null, r, q); });
-        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(bm, xe, xo, y, 0, null, r, q, sums); });
+        variants.put("bitmask-current", () -> { for (int r = 0; r < q; r++) { SparseGemv.pair(bm, xe, xo, y, 0, null, r, q, sums); SparseGemv.pair(bm, xe, xo, y, 0, null, r + 2 * q, q, sums); }; });
         Nm24PlanesProbe planes = new Nm24PlanesProbe(nm);
         float[] x4 = new float[cols];
         Nm24PlanesProbe.split4(x, cols, x4);
         float[] yp = new float[rows], yc = new float[rows];
-        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); SparseGemv.panel(nm, xe, xo, yc, 0, null, r, q, sums); }
+        for (int r = 0; r < q; r++) { planes.panel(x4, yp, r, q); { SparseGemv.pair(nm, xe, xo, yc, 0, null, r, q, sums); SparseGemv.pair(nm, xe, xo, yc, 0, null, r + 2 * q, q, sums); }; }
         double err = 0;
         for (int r = 0; r < rows; r++) err = Math.max(err, Math.abs(yp[r] - yc[r]) / (1e-3 + Math.abs(yc[r])));
         System.out.println("nm24-planes max rel diff vs current: " + err);
@@ -80,7 +80,7 @@ public final class SparseKernelBench {
         for (int t = 0; t < 4; t++) { float[] part = new float[cols]; Nm24PlanesProbe.split4(x, cols, part); System.arraycopy(part, 0, x4t, t * cols, cols); }
         variants.put("nm24-planes-t4", () -> { for (int r = 0; r < rows; r++) planes.tile4(x4t, r, y4, rows); });
         variants.put("nm24-planes-rows", () -> { for (int r = 0; r < rows; r++) y[r] = planes.row(x4, r); });
-        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) SparseGemv.panel(nm, xe, xo, y, 0, null, r, q, sums); });
+        variants.put("nm24-current", () -> { for (int r = 0; r < q; r++) { SparseGemv.pair(nm, xe, xo, y, 0, null, r, q, sums); SparseGemv.pair(nm, xe, xo, y, 0, null, r + 2 * q, q, sums); }; });
         variants.put("bitmask-fused16", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.fused16(bm, x, y, r, q); });
         variants.put("bitmask-nospread", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.noSpread(bm, x, y, r, q); });
         variants.put("bitmask-step32", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.expandStep32(bm, x, y, r, q); });
