@@ -178,7 +178,7 @@ final class Bf16Gemv {
         int bound = I.loopBound(half), x1 = x0 + half, x2 = x1 + half, x3 = x2 + half;
         FloatVector e00 = FloatVector.zero(F), d00 = e00, e01 = e00, d01 = e00, e02 = e00, d02 = e00, e03 = e00, d03 = e00;
         FloatVector e10 = e00, d10 = e00, e11 = e00, d11 = e00, e12 = e00, d12 = e00, e13 = e00, d13 = e00;
-        for (int k = 0; k < bound; k += 16) {
+        for (int k = 0; k < bound; k += F.length()) {
             FloatVector we0 = FloatVector.fromArray(F, p, k), wo0 = FloatVector.fromArray(F, p, half + k);
             FloatVector we1 = FloatVector.fromArray(F, p, s + k), wo1 = FloatVector.fromArray(F, p, s + half + k);
             FloatVector ve = FloatVector.fromArray(F, xe, x0 + k), vo = FloatVector.fromArray(F, xo, x0 + k);
@@ -229,7 +229,7 @@ final class Bf16Gemv {
     private static float row(float[] p, int o, int half, float[] xe, float[] xo, int xOff) {
         int bound = I.loopBound(half);
         FloatVector e = FloatVector.zero(F), d = e;
-        for (int k = 0; k < bound; k += 16) {
+        for (int k = 0; k < bound; k += F.length()) {
             e = FloatVector.fromArray(F, p, o + k).fma(FloatVector.fromArray(F, xe, xOff + k), e);
             d = FloatVector.fromArray(F, p, o + half + k).fma(FloatVector.fromArray(F, xo, xOff + k), d);
         }

@@ -32,8 +32,9 @@ import jdk.incubator.vector.VectorSpecies;
  * --compress off} (a kept-out weight is +0 in both).
  */
 final class SparseGemv {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    // 512-bit shapes throughout (SUPPORTED requires them to be the preferred ones): 32 columns per step.
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_512;
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort I16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -47,7 +48,7 @@ final class SparseGemv {
      * the expand in Java, element by element; sparse products then take {@link CpuMatmul}'s general path, batch 1 and
      * batches alike.
      */
-    static final boolean SUPPORTED = F.length() == 16 && cpuFlag("avx512_vbmi2");
+    static final boolean SUPPORTED = FloatVector.SPECIES_PREFERRED.length() == 16 && cpuFlag("avx512_vbmi2");
 
     private SparseGemv() {}
 
