@@ -2,6 +2,8 @@ package io.sparseserve.backend.cpu;
 
 import io.sparseserve.tensor.DType;
 import io.sparseserve.tensor.DenseMatrix;
+import io.sparseserve.tensor.MaskedMatrix;
+import io.sparseserve.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -106,25 +108,35 @@ final class Bf16Gemv {
      * even/odd accumulators, reduction and tail. A sequence's logits therefore do not depend on whether it was
      * decoded alone or batched with others (continuous batching), while the batch still reads each weight row from
      * memory once: rows r and r + q are widened into float planes (planes: scratch of 2 cols floats; each row's even
-     * elements, then its odd ones), which tiles of 2 rows x 4 tokens then share from L1.
+     * elements, then its odd ones), which tiles of 2 rows x 4 tokens then share from L1. w: dense BF16 of an even
+     * width, or compressed sparse BF16 that {@link SparseGemv#applies} to (its rows expanded into the same planes).
      */
-    static void rowsBatched(DenseMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
+    static void rowsBatched(WeightMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
                             int r0, int r1, float[] planes, float[] buf) {
-        MemorySegment seg = w.data();
         int rows = w.rows(), cols = w.cols(), half = cols / 2;
-        long rowBytes = 2L * cols;
         // Rows r and r + q together: two long streams through memory, as in panel().
         int q = (r1 - r0) / 2;
         for (int r = r0; r < r0 + q; r++) {
-            widen(seg, r * rowBytes, half, planes, 0);
-            widen(seg, (r + q) * rowBytes, half, planes, cols);
+            widen(w, r, planes, 0);
+            widen(w, r + q, planes, cols);
             pair(planes, cols, half, xe, xo, tokens, y, yOff + r, rows, q, buf);
         }
         for (int r = r0 + 2 * q; r < r1; r++) {
-            widen(seg, r * rowBytes, half, planes, 0);
-            single(planes, half, xe, xo, tokens, y, yOff + r, rows);
+            widen(w, r, planes, 0);
+            for (int t = 0; t < tokens; t++) y[yOff + r + t * rows] = row(planes, 0, half, xe, xo, t * half);
         }
-        addBias(y, yOff, rows, tokens, bias, r0, r1);
+        // After the sums and tails: the order of panel().
+        if (bias != null) {
+            for (int t = 0; t < tokens; t++) {
+                for (int i = r0; i < r1; i++) y[yOff + t * rows + i] += bias[i];
+            }
+        }
+    }
+
+    /** Row r of w as float planes into dst at {@code at}: dense rows widened, compressed ones expanded. */
+    private static void widen(WeightMatrix w, int r, float[] dst, int at) {
+        if (w instanceof DenseMatrix d) widen(d.data(), r * 2L * d.cols(), d.cols() / 2, dst, at);
+        else SparseGemv.decode((MaskedMatrix) w, r, dst, at);
     }
 
     /** The row at byte offset o of seg as float planes: its even elements into dst[at, at + half), odd ones after. */
@@ -146,26 +158,13 @@ final class Bf16Gemv {
      * Two rows as float planes, at 0 and s of p, times every token: the first row's result for token t goes to y[yo
      * + t * ys], the second's yq further.
      */
-    static void pair(float[] p, int s, int half, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys, int yq,
-                     float[] buf) {
+    private static void pair(float[] p, int s, int half, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys, int yq,
+                             float[] buf) {
         int t = 0;
         for (; t + 4 <= tokens; t += 4) tile2x4(p, s, half, xe, xo, t * half, y, yo + t * ys, ys, yq, buf);
         for (; t < tokens; t++) {
             y[yo + t * ys] = row(p, 0, half, xe, xo, t * half);
             y[yo + t * ys + yq] = row(p, s, half, xe, xo, t * half);
-        }
-    }
-
-    /** One row as float planes at 0 of p times every token; token t's result to y[yo + t * ys]. */
-    static void single(float[] p, int half, float[] xe, float[] xo, int tokens, float[] y, int yo, int ys) {
-        for (int t = 0; t < tokens; t++) y[yo + t * ys] = row(p, 0, half, xe, xo, t * half);
-    }
-
-    /** Adds bias[r] to rows [r0, r1) of every token's result, after the sums and tails (the order of {@link #panel}). */
-    static void addBias(float[] y, int yOff, int rows, int tokens, float[] bias, int r0, int r1) {
-        if (bias == null) return;
-        for (int t = 0; t < tokens; t++) {
-            for (int i = r0; i < r1; i++) y[yOff + t * rows + i] += bias[i];
         }
     }
 

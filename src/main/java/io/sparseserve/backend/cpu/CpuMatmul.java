@@ -1,6 +1,5 @@
 package io.sparseserve.backend.cpu;
 
-import io.sparseserve.tensor.DenseMatrix;
 import io.sparseserve.tensor.MaskedMatrix;
 import io.sparseserve.tensor.WeightMatrix;
 import java.lang.foreign.Arena;
@@ -71,8 +70,7 @@ public final class CpuMatmul {
             decode(one, oneY, oneYOff, oneBias, 1, x, xOff);
             return;
         }
-        boolean sparse = SparseGemv.applies(w);
-        if (sparse || Bf16Gemv.appliesBatched(w)) {
+        if (Bf16Gemv.appliesBatched(w) || SparseGemv.applies(w)) {
             // Several tokens take the same arithmetic per token as one (batch invariance, see Bf16Gemv.rowsBatched).
             int half = w.cols() / 2;
             ensureHalves(tokens * half);
@@ -80,11 +78,10 @@ public final class CpuMatmul {
                 Bf16Gemv.split(x, xOff + t * w.cols(), w.cols(), xEven, xOdd, t * half);
             }
             ensurePlanes(w.cols());
-            pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias,
-                    sparse ? Kind.SPARSE : Kind.BF16));
+            pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, xEven, xOdd, 0, tokens, y, yOff, bias, true));
             return;
         }
-        pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, Kind.GENERAL));
+        pool.parallelForClaimed(rows, chunk(rows, PANEL, 8), rowsTask.set(w, x, null, xOff, tokens, y, yOff, bias, false));
     }
 
     /**
@@ -240,19 +237,19 @@ public final class CpuMatmul {
 
     private final Rows rowsTask = new Rows();
 
-    /** Which kernel a batched product runs: dense BF16, sparse BF16 (both on x's halves) or the general panel path. */
-    private enum Kind { BF16, SPARSE, GENERAL }
-
     /** The output rows [r0, r1) of one product; refilled per call so that a step allocates nothing. */
     private final class Rows implements CpuPool.RangeTask {
         WeightMatrix w;
         float[] x, xOdd, y, bias;
         int xOff, tokens, yOff;
-        Kind kind;
+        boolean bf16;
 
-        /** BF16 and SPARSE: x and xOdd are the even and odd halves of every token row (Bf16Gemv.rowsBatched). */
+        /**
+         * bf16: dense or sparse BF16 through Bf16Gemv.rowsBatched, x and xOdd the even and odd halves of every token
+         * row; else the general panel path.
+         */
         Rows set(WeightMatrix w, float[] x, float[] xOdd, int xOff, int tokens, float[] y, int yOff, float[] bias,
-                 Kind kind) {
+                 boolean bf16) {
             this.w = w;
             this.x = x;
             this.xOdd = xOdd;
@@ -261,18 +258,16 @@ public final class CpuMatmul {
             this.y = y;
             this.yOff = yOff;
             this.bias = bias;
-            this.kind = kind;
+            this.bf16 = bf16;
             return this;
         }
 
         @Override
         public void run(int r0, int r1, int thread) {
-            switch (kind) {
-                case BF16 -> Bf16Gemv.rowsBatched((DenseMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1, planes[thread],
-                        tileSums[thread]);
-                case SPARSE -> SparseGemv.rowsBatched((MaskedMatrix) w, x, xOdd, tokens, y, yOff, bias, r0, r1,
-                        planes[thread], tileSums[thread]);
-                case GENERAL -> rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
+            if (bf16) {
+                Bf16Gemv.rowsBatched(w, x, xOdd, tokens, y, yOff, bias, r0, r1, planes[thread], tileSums[thread]);
+            } else {
+                rowsRange(w, x, xOff, tokens, y, yOff, bias, r0, r1, scratch[thread], tileSums[thread]);
             }
         }
     }

@@ -26,9 +26,9 @@ import jdk.incubator.vector.VectorSpecies;
  * elements. One expand serves 32 columns (the previous kernel widened to floats first and expanded 16 at a time).
  *
  * <p>Batch-1 decode ({@link #pair}, {@link #row}) reads the matrix's {@link MaskedMatrix#block} (values and mask in
- * one segment). Several tokens ({@link #rowsBatched}) expand two rows at a time into float planes (even columns, odd
- * columns) and multiply them in tiles with Bf16Gemv's arithmetic: every (row, token) gets the bits of batch 1, so a
- * sequence's logits do not depend on its batch; and a dense file with zeros gives the same bits under {@code
+ * one segment). For several tokens, {@link #decode} expands rows into float planes (even columns, odd columns) that
+ * {@link Bf16Gemv#rowsBatched} multiplies in tiles, as it does dense rows: every (row, token) gets the bits of batch
+ * 1, so a sequence's logits do not depend on its batch; and a dense file with zeros gives the same bits under {@code
  * --compress off} (a kept-out weight is +0 in both).
  */
 final class SparseGemv {
@@ -116,27 +116,9 @@ final class SparseGemv {
     }
 
     /**
-     * Rows [r0, r1) for T tokens (token t's halves of x at {@code t * cols / 2}): rows r and r + q decoded into
-     * planes (scratch: 2 cols floats: each row's even columns, then its odd ones, as floats) and multiplied by
-     * {@link Bf16Gemv#pair}, as dense rows are.
+     * Row r's even columns as floats into dst[o, o + half), its odd ones into dst[o + half, o + 2 half): the planes
+     * that {@link Bf16Gemv#rowsBatched} multiplies, so several tokens get batch 1's bits.
      */
-    static void rowsBatched(MaskedMatrix w, float[] xe, float[] xo, int tokens, float[] y, int yOff, float[] bias,
-                            int r0, int r1, float[] planes, float[] buf) {
-        int rows = w.rows(), cols = w.cols(), half = cols / 2;
-        int q = (r1 - r0) / 2;
-        for (int r = r0; r < r0 + q; r++) {
-            decode(w, r, planes, 0);
-            decode(w, r + q, planes, cols);
-            Bf16Gemv.pair(planes, cols, half, xe, xo, tokens, y, yOff + r, rows, q, buf);
-        }
-        for (int r = r0 + 2 * q; r < r1; r++) {
-            decode(w, r, planes, 0);
-            Bf16Gemv.single(planes, half, xe, xo, tokens, y, yOff + r, rows);
-        }
-        Bf16Gemv.addBias(y, yOff, rows, tokens, bias, r0, r1);
-    }
-
-    /** Row r's even columns as floats into dst[o, o + half), its odd ones into dst[o + half, o + 2 half). */
     static void decode(MaskedMatrix w, int r, float[] dst, int o) {
         MemorySegment b = w.block();
         int cols = w.cols(), half = cols / 2, bound = I.loopBound(half);
@@ -150,8 +132,8 @@ final class SparseGemv {
         }
         for (int c = 2 * bound; c < 2 * half; c++) {
             float v = 0f;
-            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
-                v = Float.intBitsToFloat(b.get(I16, p) << 16);
+            if (kept(b, m, c) != 0) {
+                v = value(b, p);
                 p += 2;
             }
             dst[o + (c & 1) * half + c / 2] = v;
@@ -180,23 +162,31 @@ final class SparseGemv {
         if (from == half) return 0f;
         MemorySegment b = w.block();
         long m = w.maskAt() + (long) r * w.maskRowBytes(), p = 2 * w.valueIndex(r + 1);
-        for (int c = 2 * from; c < 2 * half; c++) p -= 2 * (b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1);
+        for (int c = 2 * from; c < 2 * half; c++) p -= 2 * kept(b, m, c);
         float s = 0f;
         for (int k = from; k < half; k++) {
             float we = 0f, wo = 0f;
-            int c = 2 * k;
-            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
-                we = Float.intBitsToFloat(b.get(I16, p) << 16);
+            if (kept(b, m, 2 * k) != 0) {
+                we = value(b, p);
                 p += 2;
             }
-            c++;
-            if ((b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1) != 0) {
-                wo = Float.intBitsToFloat(b.get(I16, p) << 16);
+            if (kept(b, m, 2 * k + 1) != 0) {
+                wo = value(b, p);
                 p += 2;
             }
             s += we * xe[k] + wo * xo[k];
         }
         return s;
+    }
+
+    /** Column c's mask bit (1: kept) in the row whose mask starts at byte m of the block. */
+    private static int kept(MemorySegment b, long m, int c) {
+        return b.get(U8, m + (c >>> 3)) >>> (c & 7) & 1;
+    }
+
+    /** The BF16 value at byte p of the block, as a float. */
+    private static float value(MemorySegment b, long p) {
+        return Float.intBitsToFloat(b.get(I16, p) << 16);
     }
 
     private static FloatVector even(IntVector v) {
