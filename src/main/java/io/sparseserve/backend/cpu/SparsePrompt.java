@@ -257,6 +257,92 @@ final class SparsePrompt {
         a0.intoArray(st, so + 0 * L);
     }
 
+    /** Panel row i over chunk j: {@link #accumulate}, or {@link #both2} for a block of L + 1 to 2 L tokens. */
+    private static void one(int[] idx, float[] val, int[] starts, int i, int nc, int j, int cap, MemorySegment xt,
+                            int base, float[] st, int width) {
+        int s = starts[i * (nc + 1) + j], e = starts[i * (nc + 1) + j + 1];
+        if (s == e) return;
+        if (width > L && width <= 2 * L) both2(idx, val, i * cap + s, i * cap + e, xt, base, st, i * 2 * TB);
+        else accumulate(idx, val, i * cap + s, i * cap + e, xt, base, st, i * 2 * TB, width);
+    }
+
+    /**
+     * Kept values [from, to) of one row into both its chains at once, two vectors of tokens each (a block of L + 1 to
+     * 2 L tokens): accumulate's order, four accumulators.
+     */
+    private static void both2(int[] idx, float[] val, int from, int to, MemorySegment xt, int base, float[] st, int so) {
+        FloatVector a = FloatVector.fromArray(F, st, so), c = FloatVector.fromArray(F, st, so + L);
+        FloatVector b = FloatVector.fromArray(F, st, so + TB), d = FloatVector.fromArray(F, st, so + TB + L);
+        long o = 4L * base;
+        int k = from;
+        for (; k + 1 < to; k += 2) {
+            long x0 = o + 4L * idx[k], x1 = o + 4L * idx[k + 1];
+            FloatVector w0 = FloatVector.broadcast(F, val[k]), w1 = FloatVector.broadcast(F, val[k + 1]);
+            a = w0.fma(FloatVector.fromMemorySegment(F, xt, x0, LE), a);
+            c = w0.fma(FloatVector.fromMemorySegment(F, xt, x0 + VB, LE), c);
+            b = w1.fma(FloatVector.fromMemorySegment(F, xt, x1, LE), b);
+            d = w1.fma(FloatVector.fromMemorySegment(F, xt, x1 + VB, LE), d);
+        }
+        if (k < to) {
+            long x0 = o + 4L * idx[k];
+            FloatVector w0 = FloatVector.broadcast(F, val[k]);
+            a = w0.fma(FloatVector.fromMemorySegment(F, xt, x0, LE), a);
+            c = w0.fma(FloatVector.fromMemorySegment(F, xt, x0 + VB, LE), c);
+        }
+        a.intoArray(st, so);
+        c.intoArray(st, so + L);
+        b.intoArray(st, so + TB);
+        d.intoArray(st, so + TB + L);
+    }
+
+    /**
+     * Panel rows i and i+1 over chunk j, a block of L + 1 to 2 L tokens: their pairs of kept values in one loop while
+     * both rows have one (eight accumulators), each row's rest by {@link #both2}. A row's values m and m + 1 of the
+     * chunk (m even) go to its first and second chain: accumulate's order. The blocks of a prompt of 17 to 32
+     * tokens ran on accumulate's four-vector chains, half of them empty, one dependent chain at a time.
+     */
+    private static void two(int[] idx, float[] val, int[] starts, int i, int nc, int j, int cap, MemorySegment xt,
+                            int base, float[] st) {
+        int n1 = nc + 1, at = i * n1 + j;
+        int s0 = starts[at], s1 = starts[at + n1], e0 = starts[at + 1], e1 = starts[at + n1 + 1];
+        int pairs = Math.min(e0 - s0, e1 - s1) & ~1; // values, in whole pairs
+        int k0 = i * cap + s0, k1 = (i + 1) * cap + s1;
+        int so = i * 2 * TB;
+        if (pairs > 0) {
+            FloatVector a0 = FloatVector.fromArray(F, st, so), c0 = FloatVector.fromArray(F, st, so + L);
+            FloatVector b0 = FloatVector.fromArray(F, st, so + TB), d0 = FloatVector.fromArray(F, st, so + TB + L);
+            FloatVector a1 = FloatVector.fromArray(F, st, so + 2 * TB), c1 = FloatVector.fromArray(F, st, so + 2 * TB + L);
+            FloatVector b1 = FloatVector.fromArray(F, st, so + 3 * TB), d1 = FloatVector.fromArray(F, st, so + 3 * TB + L);
+            long o = 4L * base;
+            for (int m = 0; m < pairs; m += 2) {
+                long x0 = o + 4L * idx[k0 + m], x1 = o + 4L * idx[k0 + m + 1];
+                FloatVector w0 = FloatVector.broadcast(F, val[k0 + m]), w1 = FloatVector.broadcast(F, val[k0 + m + 1]);
+                a0 = w0.fma(FloatVector.fromMemorySegment(F, xt, x0, LE), a0);
+                c0 = w0.fma(FloatVector.fromMemorySegment(F, xt, x0 + VB, LE), c0);
+                b0 = w1.fma(FloatVector.fromMemorySegment(F, xt, x1, LE), b0);
+                d0 = w1.fma(FloatVector.fromMemorySegment(F, xt, x1 + VB, LE), d0);
+                x0 = o + 4L * idx[k1 + m];
+                x1 = o + 4L * idx[k1 + m + 1];
+                w0 = FloatVector.broadcast(F, val[k1 + m]);
+                w1 = FloatVector.broadcast(F, val[k1 + m + 1]);
+                a1 = w0.fma(FloatVector.fromMemorySegment(F, xt, x0, LE), a1);
+                c1 = w0.fma(FloatVector.fromMemorySegment(F, xt, x0 + VB, LE), c1);
+                b1 = w1.fma(FloatVector.fromMemorySegment(F, xt, x1, LE), b1);
+                d1 = w1.fma(FloatVector.fromMemorySegment(F, xt, x1 + VB, LE), d1);
+            }
+            a0.intoArray(st, so);
+            c0.intoArray(st, so + L);
+            b0.intoArray(st, so + TB);
+            d0.intoArray(st, so + TB + L);
+            a1.intoArray(st, so + 2 * TB);
+            c1.intoArray(st, so + 2 * TB + L);
+            b1.intoArray(st, so + 3 * TB);
+            d1.intoArray(st, so + 3 * TB + L);
+        }
+        if (k0 + pairs < i * cap + e0) both2(idx, val, k0 + pairs, i * cap + e0, xt, base, st, so);
+        if (k1 + pairs < (i + 1) * cap + e1) both2(idx, val, k1 + pairs, (i + 1) * cap + e1, xt, base, st, so + 2 * TB);
+    }
+
     /** Floats of chain state per panel ({@link #rows}' st). */
     static final int STATE = PANEL_ROWS * 2 * TB;
 
@@ -276,12 +362,11 @@ final class SparsePrompt {
                 int base = b * cols * TB, t0 = b * TB, t1 = Math.min(n, t0 + TB);
                 int width = t1 - t0;
                 java.util.Arrays.fill(st, 0, pr * 2 * TB, 0f);
+                // A block of L + 1 to 2 L tokens: two rows side by side (two).
+                int grouped = width > L && width <= 2 * L ? pr & ~1 : 0;
                 for (int j = 0; j < nc; j++) {
-                    for (int i = 0; i < pr; i++) {
-                        int s = starts[i * (nc + 1) + j], e = starts[i * (nc + 1) + j + 1];
-                        if (s == e) continue;
-                        accumulate(idx, val, i * cap + s, i * cap + e, xt, base, st, i * 2 * TB, width);
-                    }
+                    for (int i = 0; i < grouped; i += 2) two(idx, val, starts, i, nc, j, cap, xt, base, st);
+                    for (int i = grouped; i < pr; i++) one(idx, val, starts, i, nc, j, cap, xt, base, st, width);
                 }
                 // Token by token, the panel's rows side by side: one cache line of y per token, not one per value.
                 for (int t = t0; t < t1; t++) {

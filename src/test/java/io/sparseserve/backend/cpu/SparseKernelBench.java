@@ -88,21 +88,21 @@ public final class SparseKernelBench {
         variants.put("bitmask-compressx", () -> { for (int r = 0; r < q; r++) SparseKernelVariants.compressX(bm, x, y, r, q); });
         // The whole product through CpuMatmul on one thread, at batch sizes: decode (1), batched decode, prefill.
         CpuMatmul mm = new CpuMatmul(new CpuPool(1));
-        for (int tokens : new int[] {1, 16, 64, 256}) {
+        for (int tokens : new int[] {1, 8, 16, 32, 64, 256}) {
             float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
             for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
             variants.put("matmul-dense-t" + tokens, () -> mm.matmul(dense, xs, 0, tokens, ys, 0, null));
             variants.put("matmul-bitmask-t" + tokens, () -> mm.matmul(bm, xs, 0, tokens, ys, 0, null));
             variants.put("matmul-nm24-t" + tokens, () -> mm.matmul(nm, xs, 0, tokens, ys, 0, null));
         }
-        for (int tokens : new int[] {16, 64, 256}) {
+        for (int tokens : new int[] {8, 16, 32, 64, 256}) {
             float[] xs = new float[tokens * cols], ys = new float[tokens * rows];
             for (int i = 0; i < xs.length; i++) xs[i] = x[i % cols] + i * 1e-3f;
             MemorySegment xt = Arena.global().allocate(4L * SparsePrompt.transposedSize(tokens, cols), 64);
             int cap = SparsePrompt.PANEL_ROWS * SparsePrompt.listCapacity(cols);
             int[] idx = new int[cap], starts = new int[SparsePrompt.PANEL_ROWS * (SparsePrompt.chunks(cols) + 1)];
             float[] val = new float[cap], st = new float[SparsePrompt.STATE];
-            if (tokens == 256) variants.put("prompt-listonly-t" + tokens, () -> {
+            if (tokens == 256 || tokens == 8) variants.put("prompt-listonly-t" + tokens, () -> {
                 for (int r = 0; r < rows; r++) SparsePrompt.list(bm, r, idx, val, 0, starts, 0);
             });
             SparsePrompt.transpose(xs, 0, null, tokens, cols, xt);
